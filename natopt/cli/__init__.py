@@ -1,0 +1,1 @@
+"""The ``natopt`` command line: one module per subcommand, dispatched by ``main``."""

@@ -1,0 +1,50 @@
+"""Entry point of the ``natopt`` command.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``, which adds its
+parser and sets ``func`` to a callable ``(args) -> int``. ``main`` turns a ``NatoptError``
+into one line on stderr and exit status 2 (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from natopt.errors import NatoptError
+
+__all__ = ["main", "build_parser"]
+
+SUBCOMMANDS = ("inspect", "bench", "report")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="natopt",
+        description="Architecture-optimisation compiler pass for trained neural networks.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"natopt.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NatoptError as exc:
+        if args.debug:
+            raise
+        print(f"natopt: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("natopt: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

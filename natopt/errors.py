@@ -1,0 +1,61 @@
+"""One small tree of errors: every failure natopt reports to a user is a ``NatoptError``.
+
+The CLI prints ``natopt: error: <message>`` for these and exits non-zero; anything else is a
+bug and keeps its traceback. A message names the node, file or option at fault and says what
+to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NatoptError",
+    "FrontendError",
+    "UnsupportedOpError",
+    "VerifyError",
+    "BackendError",
+    "DataError",
+    "BudgetError",
+    "PlanError",
+    "BenchError",
+    "ReportError",
+]
+
+
+class NatoptError(Exception):
+    """Base of every error natopt reports to a user."""
+
+
+class FrontendError(NatoptError):
+    """A model could not be read or lifted (missing file, bad format, wrong example inputs)."""
+
+
+class UnsupportedOpError(FrontendError):
+    """An operation has no implementation natopt can run (names the op and the node)."""
+
+
+class VerifyError(NatoptError):
+    """A graph broke an IR invariant (names the node and the pass that ran before)."""
+
+
+class BackendError(NatoptError):
+    """A graph could not be lowered to torch or ONNX."""
+
+
+class DataError(NatoptError):
+    """User data does not fit the model (shape, dtype, names, NaNs, labels)."""
+
+
+class BudgetError(NatoptError):
+    """No valid plan meets the requested budget."""
+
+
+class PlanError(NatoptError):
+    """A plan does not match the graph it is applied to."""
+
+
+class BenchError(NatoptError):
+    """A model could not be benchmarked (load failure, unavailable provider)."""
+
+
+class ReportError(NatoptError):
+    """A result file could not be read, or a CI gate expression could not be parsed."""
