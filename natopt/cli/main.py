@@ -1,7 +1,8 @@
 """Entry point of the ``natopt`` command.
 
-Each subcommand lives in its own module exposing ``register(subparsers)``, which adds its
-parser and sets ``func`` to a callable ``(args) -> int``. ``main`` turns a ``NatoptError``
+Each subcommand lives in its own module exposing ``register(subparsers, common)``, which adds
+its parser (with ``parents=[common]``, so ``--debug`` works after the subcommand too) and sets
+``func`` to a callable ``(args) -> int``. ``main`` turns a ``NatoptError``
 into one line on stderr and exit status 2 (a traceback only with ``--debug``).
 """
 
@@ -24,10 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="natopt",
         description="Architecture-optimisation compiler pass for trained neural networks.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
-        importlib.import_module(f"natopt.cli.{name}").register(subparsers)
+        importlib.import_module(f"natopt.cli.{name}").register(subparsers, common)
     return parser
 
 
@@ -37,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except NatoptError as exc:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         print(f"natopt: error: {exc}", file=sys.stderr)
         return 2
