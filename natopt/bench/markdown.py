@@ -1,0 +1,93 @@
+"""Markdown tables of optimisation and bench results, for CI logs and job summaries.
+
+Optimisation results become one table (model, parameters, MACs, latency and quality before
+→ after, speed-up, provider); each bench result its own table (median, p90, p99, IQR, runs
+and speed-up against the bench's first model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from natopt.bench.report import OptimizeResult
+from natopt.bench.results import BenchResult
+
+__all__ = ["render_markdown", "format_count"]
+
+
+def render_markdown(results: Sequence[OptimizeResult | BenchResult]) -> str:
+    """The whole report: a heading, then the optimisation table and one table per bench."""
+    optimized = [r for r in results if isinstance(r, OptimizeResult)]
+    benches = [r for r in results if isinstance(r, BenchResult)]
+    parts = ["## natopt report"]
+    if optimized:
+        parts.append(_optimize_table(optimized))
+    parts += [_bench_table(bench) for bench in benches]
+    return "\n\n".join(parts) + "\n"
+
+
+def format_count(value: float) -> str:
+    """``11689512`` → ``11.69M``: parameters and MACs at a glance."""
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{suffix}"
+    return f"{value:g}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _arrow(before: str, after: str) -> str:
+    return f"{before} → {after}"
+
+
+def _optimize_table(results: Sequence[OptimizeResult]) -> str:
+    with_accuracy = any(r.after.accuracy is not None for r in results)
+    header = ["Model", "Params", "MACs", "Latency (ms)", "Quality"]
+    header += ["Accuracy"] if with_accuracy else []
+    header += ["Speed-up", "Provider"]
+    rows = []
+    for result in results:
+        before, after = result.before, result.after
+        row = [
+            result.model,
+            _arrow(format_count(before.params), format_count(after.params)),
+            _arrow(format_count(before.macs), format_count(after.macs)),
+            _arrow(f"{before.latency_ms:.3f}", f"{after.latency_ms:.3f}"),
+            _arrow(f"{before.quality:.4f}", f"{after.quality:.4f}"),
+        ]
+        if with_accuracy:
+            row.append(_arrow(_optional(before.accuracy), _optional(after.accuracy)))
+        row += [f"{result.speedup:.2f}×", result.provider]
+        rows.append(row)
+    return "### Optimisation\n\n" + _table(header, rows)
+
+
+def _bench_table(bench: BenchResult) -> str:
+    header = ["Model", "Median (ms)", "p90 (ms)", "p99 (ms)", "IQR (ms)", "Runs", "Speed-up"]
+    first = bench.models[0].name
+    rows = [
+        [
+            model.name,
+            f"{model.stats.median_ms:.3f}",
+            f"{model.stats.p90_ms:.3f}",
+            f"{model.stats.p99_ms:.3f}",
+            f"{model.stats.iqr_ms:.3f}",
+            str(model.stats.runs),
+            "baseline" if index == 0 else f"{model.speedup:.2f}× vs {first}",
+        ]
+        for index, model in enumerate(bench.models)
+    ]
+    threads = "default" if bench.threads is None else str(bench.threads)
+    title = (
+        f"### Latency: {bench.provider}, batch {bench.batch}, threads {threads}, "
+        f"onnxruntime {bench.onnxruntime}"
+    )
+    return title + "\n\n" + _table(header, rows)
+
+
+def _optional(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
