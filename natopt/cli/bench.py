@@ -1,0 +1,81 @@
+"""``natopt bench MODEL.onnx [MODEL2.onnx ...]``: latency with onnxruntime.
+
+Prints one line per model (median, p90, p99, IQR, speed-up against the first model) and the
+execution provider used; ``--json`` writes the figures for ``natopt report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from natopt.bench import BenchResult, bench_models
+from natopt.errors import BenchError
+
+__all__ = ["NAME", "register", "run", "format_result"]
+
+NAME = "bench"
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add the ``bench`` subcommand."""
+    p = subparsers.add_parser(
+        NAME,
+        parents=[common],
+        help="measure the latency of ONNX models with onnxruntime",
+        description="Measure latency with onnxruntime (CUDA provider when a GPU is present). "
+        "Several models run interleaved, A B A B ..., and are compared to the first one "
+        "round by round.",
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL.onnx", help="ONNX models to compare")
+    p.add_argument("--batch", type=int, default=1, help="batch size for the batch axis (1)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--strict", action="store_true", help="fail instead of falling back to CPU")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs per model (10)")
+    p.add_argument("--min-runs", type=int, default=20, help="timed rounds at least (20)")
+    p.add_argument("--max-runs", type=int, default=1000, help="timed rounds at most (1000)")
+    p.add_argument("--max-seconds", type=float, default=10.0, help="time limit (10 s)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="write figures")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Benchmark, print the table, and write ``--json`` if asked."""
+    result = bench_models(
+        args.models,
+        batch=args.batch,
+        threads=args.threads,
+        provider=args.provider,
+        strict=args.strict,
+        warmup=args.warmup,
+        min_runs=args.min_runs,
+        max_seconds=args.max_seconds,
+        max_runs=args.max_runs,
+    )
+    print(format_result(result))
+    if args.json is not None:
+        try:
+            args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise BenchError(f"{args.json}: cannot write the figures: {exc}") from None
+    return 0
+
+
+def format_result(result: BenchResult) -> str:
+    """A plain-text table of ``result``, headed by the provider actually used."""
+    threads = "default" if result.threads is None else result.threads
+    lines = [
+        f"provider: {result.provider}  batch: {result.batch}  threads: {threads}  "
+        f"rounds: {result.rounds}  onnxruntime: {result.onnxruntime}",
+        f"{'model':<24} {'median ms':>10} {'p90 ms':>10} {'p99 ms':>10} {'IQR ms':>10} "
+        f"{'speed-up':>9}",
+    ]
+    for model in result.models:
+        stats = model.stats
+        lines.append(
+            f"{model.name:<24} {stats.median_ms:>10.3f} {stats.p90_ms:>10.3f} "
+            f"{stats.p99_ms:>10.3f} {stats.iqr_ms:>10.3f} {model.speedup:>8.2f}x"
+        )
+    return "\n".join(lines)

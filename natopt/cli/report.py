@@ -1,0 +1,94 @@
+"""``natopt report RESULT.json [...]``: Markdown, plot and CI gate from result files.
+
+The Markdown goes to ``--markdown`` (stdout otherwise) and is appended to
+``$GITHUB_STEP_SUMMARY`` when that is set. Each ``--fail-if METRIC<OP>NUMBER`` is a gate:
+when its condition holds for any result, the failing gates are printed and the exit status
+is 1. Metrics: see ``natopt.bench.gate.METRICS`` (listed in ``--help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from natopt.bench import (
+    METRICS,
+    OptimizeResult,
+    check_gates,
+    load_result,
+    parse_gate,
+    plot_candidates,
+    render_markdown,
+    subject_metrics,
+)
+from natopt.errors import ReportError
+
+__all__ = ["NAME", "register", "run"]
+
+NAME = "report"
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add the ``report`` subcommand."""
+    metrics = "; ".join(f"{name}: {text}" for name, text in METRICS.items())
+    p = subparsers.add_parser(
+        NAME,
+        parents=[common],
+        help="Markdown, plot and CI gate from optimize/bench result files",
+        description="Turn natopt optimize and natopt bench JSON into a Markdown table and a "
+        "plot; --fail-if makes it a CI gate (exit 1 when a condition holds).",
+        epilog=f"Metrics for --fail-if: {metrics}.",
+    )
+    p.add_argument("results", nargs="+", type=Path, metavar="RESULT.json")
+    p.add_argument("--markdown", type=Path, default=None, metavar="OUT.md")
+    p.add_argument("--plot", type=Path, default=None, metavar="OUT.png", help="needs matplotlib")
+    p.add_argument(
+        "--fail-if",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="fail (exit 1) when EXPR holds, e.g. 'speedup<1.2'; repeatable",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load and validate every file, parse the gates, write the outputs, check the gates."""
+    gates = [parse_gate(expression) for expression in args.fail_if]
+    results = [load_result(path) for path in args.results]
+    markdown = render_markdown(results)
+    if args.markdown is None:
+        print(markdown, end="")
+    else:
+        _write(args.markdown, markdown, "the Markdown")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        _append(Path(summary), markdown)
+    if args.plot is not None:
+        plot_candidates([r for r in results if isinstance(r, OptimizeResult)], args.plot)
+    subjects = [
+        subject
+        for path, result in zip(args.results, results, strict=True)
+        for subject in subject_metrics(result, path.name)
+    ]
+    failures = check_gates(gates, subjects)
+    for failure in failures:
+        print(f"natopt: gate failed: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _write(path: Path, text: str, what: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot write {what}: {exc}") from None
+
+
+def _append(path: Path, text: str) -> None:
+    try:
+        with path.open("a", encoding="utf-8") as summary:
+            summary.write(text)
+    except OSError as exc:
+        raise ReportError(f"{path} (GITHUB_STEP_SUMMARY): cannot append: {exc}") from None
