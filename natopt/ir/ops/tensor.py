@@ -1,0 +1,118 @@
+"""Data-movement ops: reshape, transpose, slicing, concatenation, padding, casts."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from natopt.ir.registry import OpSpec, register
+from natopt.ir.types import to_torch_dtype
+
+
+def reshape(x, shape_input=None, *, shape=()):
+    """ONNX conventions: -1 is inferred, 0 copies the input's dim at that position.
+
+    The target comes from ``shape`` or, when given, from the int64 tensor ``shape_input``.
+    """
+    target = shape if shape_input is None else [int(s) for s in shape_input.tolist()]
+    target = [x.shape[i] if s == 0 else s for i, s in enumerate(target)]
+    return torch.reshape(x, target)
+
+
+def flatten(x, *, start_dim=1, end_dim=-1):
+    return torch.flatten(x, start_dim, end_dim)
+
+
+def transpose(x, *, perm=()):
+    return torch.permute(x, perm)
+
+
+def squeeze(x, *, axes=None):
+    return torch.squeeze(x) if axes is None else torch.squeeze(x, axes)
+
+
+def unsqueeze(x, *, axes=(0,)):
+    for axis in sorted(a % (x.dim() + len(axes)) for a in axes):
+        x = torch.unsqueeze(x, axis)
+    return x
+
+
+def slice_(x, *, starts=(), ends=(), axes=(), steps=()):
+    index = [slice(None)] * x.dim()
+    for start, end, axis, step in zip(starts, ends, axes, steps or (1,) * len(axes), strict=True):
+        index[axis] = slice(start, end, step)
+    return x[tuple(index)]
+
+
+def select(x, *, axis=0, index=0):
+    return torch.select(x, axis, index)
+
+
+def gather(x, indices, *, axis=0):
+    """ONNX Gather: pick along ``axis`` by an index tensor of any rank (negatives wrap)."""
+    axis = axis % x.dim()
+    indices = torch.where(indices < 0, indices + x.shape[axis], indices)
+    picked = torch.index_select(x, axis, indices.reshape(-1))
+    return picked.reshape(*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :])
+
+
+def concat(*xs, axis=0):
+    return torch.cat(xs, axis)
+
+
+def split(x, *, axis=0, sizes=()):
+    return tuple(torch.split(x, list(sizes), axis))
+
+
+def expand(x, *, shape=()):
+    """torch semantics: -1 keeps the input's dim."""
+    return x.expand(*shape)
+
+
+def pad(x, *, pads=(), mode="constant", value=0.0):
+    """``pads`` in torch order: (last dim begin, last dim end, previous dim begin, ...)."""
+    if mode == "constant":
+        return F.pad(x, pads, mode, value)
+    return F.pad(x, pads, mode)
+
+
+def cast(x, *, dtype="float32"):
+    return x.to(to_torch_dtype(dtype))
+
+
+def shape_of(x):
+    return torch.tensor(x.shape, dtype=torch.int64, device=x.device)
+
+
+register(OpSpec("Reshape", "shape", reshape, attrs={"shape": ()}))
+register(OpSpec("Flatten", "shape", flatten, attrs={"start_dim": 1, "end_dim": -1}))
+register(OpSpec("Transpose", "shape", transpose, attrs={"perm": ()}))
+register(OpSpec("Squeeze", "shape", squeeze, attrs={"axes": None}))
+register(OpSpec("Unsqueeze", "shape", unsqueeze, attrs={"axes": (0,)}))
+register(
+    OpSpec("Slice", "shape", slice_, attrs={"starts": (), "ends": (), "axes": (), "steps": ()})
+)
+register(
+    OpSpec(
+        "Select",
+        "shape",
+        select,
+        attrs={"axis": 0, "index": 0},
+        doc="x.select(axis, index): drops the axis",
+    )
+)
+register(OpSpec("Gather", "shape", gather, attrs={"axis": 0}))
+register(OpSpec("Concat", "shape", concat, attrs={"axis": 0}))
+register(
+    OpSpec(
+        "Split",
+        "shape",
+        split,
+        attrs={"axis": 0, "sizes": ()},
+        num_outputs=lambda attrs: len(attrs["sizes"]),
+    )
+)
+register(OpSpec("Expand", "shape", expand, attrs={"shape": ()}))
+register(OpSpec("Pad", "shape", pad, attrs={"pads": (), "mode": "constant", "value": 0.0}))
+register(OpSpec("Cast", "elementwise", cast, attrs={"dtype": "float32"}))
+register(OpSpec("Shape", "source", shape_of, doc="the input's shape as an int64 vector"))

@@ -1,0 +1,103 @@
+"""The op registry: the single place where an op type is described.
+
+An ``OpSpec`` holds everything about one op type: its typed attributes (name -> default),
+the names of its weight tensors, its torch implementation, its cost, and its kind (which
+later passes use to group computational units). Frontends and backends translate through
+tables keyed by op name; nothing else in natopt branches on op names.
+
+Shape inference is derived from the torch implementation (``natopt.ir.infer``), so an op's
+semantics are written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from natopt.ir.graph import Node
+
+__all__ = ["OpSpec", "register", "get_spec", "registered_ops", "KINDS"]
+
+KINDS = (
+    "compute",  # conv, linear, matmul, attention: where the multiply-adds are
+    "norm",
+    "activation",
+    "pool",
+    "elementwise",
+    "reduce",
+    "shape",  # reshape, transpose, slice, concat: data movement only
+    "source",  # constant, shape-of
+    "identity",  # identity, dropout: removed by canonicalisation
+    "opaque",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OpSpec:
+    """One op type.
+
+    ``impl(*inputs, **weights, **attrs)`` is the torch implementation: it must work on real
+    and on meta tensors. ``attrs`` maps attribute names to defaults (the default's type is the
+    attribute's type). ``weights`` lists the weight tensor names; those in ``optional_weights``
+    may be absent; those in ``buffers`` are state, not trainable parameters (a ``Constant``
+    is trainable only when its node's ``meta["trainable"]`` says so). ``cost(node, symbols)`` returns the node's multiply-accumulates (``None``:
+    zero); parameters and bytes moved are counted the same way for every op. ``num_outputs(attrs)`` for multi-output ops.
+    """
+
+    name: str
+    kind: str
+    impl: Callable[..., Any]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    weights: tuple[str, ...] = ()
+    optional_weights: tuple[str, ...] = ()
+    buffers: tuple[str, ...] = ()
+    cost: Callable[[Node, dict[str, int] | None], int] | None = None
+    num_outputs: Callable[[dict[str, Any]], int] | None = None
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"OpSpec({self.name}): kind {self.kind!r} is not one of {KINDS}")
+
+    def outputs_for(self, attrs: dict[str, Any]) -> int:
+        return 1 if self.num_outputs is None else self.num_outputs(attrs)
+
+    def check_attrs(self, node_name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Fill defaults and reject unknown attributes."""
+        unknown = set(attrs) - set(self.attrs)
+        if unknown:
+            raise ValueError(
+                f"node {node_name}: op {self.name} has no attribute(s) {sorted(unknown)}; "
+                f"known: {sorted(self.attrs)}"
+            )
+        return {**self.attrs, **attrs}
+
+
+_REGISTRY: dict[str, OpSpec] = {}
+
+
+def register(spec: OpSpec) -> OpSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"op {spec.name} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_spec(op: str) -> OpSpec:
+    _load_ops()
+    try:
+        return _REGISTRY[op]
+    except KeyError:
+        raise KeyError(f"op {op!r} is not in the registry; known: {sorted(_REGISTRY)}") from None
+
+
+def registered_ops() -> dict[str, OpSpec]:
+    _load_ops()
+    return dict(_REGISTRY)
+
+
+def _load_ops() -> None:
+    if not _REGISTRY:
+        import natopt.ir.ops  # noqa: F401  (registers every op on import)
