@@ -25,7 +25,7 @@ __all__ = ["Value", "Node", "Graph"]
 
 @dataclass(slots=True, eq=False)
 class Value:
-    """A tensor edge. ``uses`` lists ``(consumer, input_index)``; ``producer`` is None for inputs."""
+    """A tensor edge: ``uses`` lists ``(consumer, input_index)``; no producer for inputs."""
 
     name: str
     shape: Shape | None = None

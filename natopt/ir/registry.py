@@ -42,8 +42,9 @@ class OpSpec:
     and on meta tensors. ``attrs`` maps attribute names to defaults (the default's type is the
     attribute's type). ``weights`` lists the weight tensor names; those in ``optional_weights``
     may be absent; those in ``buffers`` are state, not trainable parameters (a ``Constant``
-    is trainable only when its node's ``meta["trainable"]`` says so). ``cost(node, symbols)`` returns the node's multiply-accumulates (``None``:
-    zero); parameters and bytes moved are counted the same way for every op. ``num_outputs(attrs)`` for multi-output ops.
+    is trainable only when its node's ``meta["trainable"]`` says so). ``cost(node, symbols)``
+    returns the node's multiply-accumulates (``None``: zero); parameters and bytes moved are
+    counted the same way for every op. ``num_outputs(attrs)`` for multi-output ops.
     """
 
     name: str
