@@ -1,8 +1,8 @@
 """Markdown tables of optimisation and bench results, for CI logs and job summaries.
 
 Optimisation results become one table (model, parameters, MACs, latency and quality before
-→ after, speed-up, provider); each bench result its own table (median, p90, p99, IQR, runs
-and speed-up against the bench's first model).
+→ after, speed-up, provider); bench results another, one row per benchmarked model (batch,
+provider, median, p90, p99, IQR, runs, and speed-up against the first model of its bench).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ __all__ = ["render_markdown", "format_count"]
 
 
 def render_markdown(results: Sequence[OptimizeResult | BenchResult]) -> str:
-    """The whole report: a heading, then the optimisation table and one table per bench."""
+    """The whole report: a heading, then the optimisation table and the latency table."""
     optimized = [r for r in results if isinstance(r, OptimizeResult)]
     benches = [r for r in results if isinstance(r, BenchResult)]
     parts = ["## natopt report"]
     if optimized:
         parts.append(_optimize_table(optimized))
-    parts += [_bench_table(bench) for bench in benches]
+    if benches:
+        parts.append(_bench_table(benches))
     return "\n\n".join(parts) + "\n"
 
 
@@ -66,27 +67,29 @@ def _optimize_table(results: Sequence[OptimizeResult]) -> str:
     return "### Optimisation\n\n" + _table(header, rows)
 
 
-def _bench_table(bench: BenchResult) -> str:
-    header = ["Model", "Median (ms)", "p90 (ms)", "p99 (ms)", "IQR (ms)", "Runs", "Speed-up"]
-    first = bench.models[0].name
-    rows = [
-        [
-            model.name,
-            f"{model.stats.median_ms:.3f}",
-            f"{model.stats.p90_ms:.3f}",
-            f"{model.stats.p99_ms:.3f}",
-            f"{model.stats.iqr_ms:.3f}",
-            str(model.stats.runs),
-            "baseline" if index == 0 else f"{model.speedup:.2f}× vs {first}",
-        ]
-        for index, model in enumerate(bench.models)
-    ]
-    threads = "default" if bench.threads is None else str(bench.threads)
-    title = (
-        f"### Latency: {bench.provider}, batch {bench.batch}, threads {threads}, "
-        f"onnxruntime {bench.onnxruntime}"
+def _bench_table(benches: Sequence[BenchResult]) -> str:
+    header = ["Model", "Batch", "Provider", "Median (ms)", "p90 (ms)", "p99 (ms)", "IQR (ms)"]
+    header += ["Runs", "Speed-up"]
+    rows = []
+    for bench in benches:
+        first = bench.models[0]
+        for model in bench.models:
+            if model is not first:
+                speedup = f"{model.speedup:.2f}× vs {first.name}"
+            else:
+                speedup = "baseline" if len(bench.models) > 1 else "–"
+            stats = model.stats
+            rows.append(
+                [model.name, str(bench.batch), bench.provider]
+                + [f"{v:.3f}" for v in (stats.median_ms, stats.p90_ms, stats.p99_ms, stats.iqr_ms)]
+                + [str(stats.runs), speedup]
+            )
+    versions = ", ".join(sorted({b.onnxruntime for b in benches}))
+    threads = ", ".join(
+        sorted({"default" if b.threads is None else str(b.threads) for b in benches})
     )
-    return title + "\n\n" + _table(header, rows)
+    note = f"onnxruntime {versions}; intra-op threads: {threads}"
+    return "### Latency\n\n" + _table(header, rows) + "\n\n" + note
 
 
 def _optional(value: float | None) -> str:

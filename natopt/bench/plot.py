@@ -6,10 +6,12 @@ that says how to install it.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from natopt.bench._files import write_whole
 from natopt.bench.report import OptimizeResult
 from natopt.errors import ReportError
 
@@ -35,12 +37,10 @@ def plot_candidates(results: Sequence[OptimizeResult], path: str | Path) -> None
     )
     for axis, result in zip(axes[0], results, strict=True):
         _draw(axis, result)
-    try:
-        figure.savefig(path, dpi=120)
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot write the plot: {exc}") from None
-    finally:
-        plt.close(figure)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120)
+    plt.close(figure)
+    write_whole(Path(path), image.getvalue(), ReportError)
 
 
 def _draw(axis: Any, result: OptimizeResult) -> None:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from natopt.bench import BenchResult, bench_models
+from natopt.bench._files import refuse_overwrite, write_whole
 from natopt.errors import BenchError
 
 __all__ = ["NAME", "register", "run", "format_result"]
@@ -43,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     """Benchmark, print the table, and write ``--json`` if asked."""
+    if args.json is not None:
+        refuse_overwrite(args.json, args.models, BenchError)
     result = bench_models(
         args.models,
         batch=args.batch,
@@ -56,10 +59,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_result(result))
     if args.json is not None:
-        try:
-            args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise BenchError(f"{args.json}: cannot write the figures: {exc}") from None
+        write_whole(args.json, json.dumps(result.to_dict(), indent=2) + "\n", BenchError)
     return 0
 
 

@@ -23,6 +23,7 @@ from natopt.bench import (
     render_markdown,
     subject_metrics,
 )
+from natopt.bench._files import refuse_overwrite, write_whole
 from natopt.errors import ReportError
 
 __all__ = ["NAME", "register", "run"]
@@ -57,15 +58,22 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def run(args: argparse.Namespace) -> int:
     """Load and validate every file, parse the gates, write the outputs, check the gates."""
     gates = [parse_gate(expression) for expression in args.fail_if]
+    for output in (args.markdown, args.plot):
+        if output is not None:
+            refuse_overwrite(output, args.results, ReportError)
     results = [load_result(path) for path in args.results]
     markdown = render_markdown(results)
     if args.markdown is None:
         print(markdown, end="")
     else:
-        _write(args.markdown, markdown, "the Markdown")
+        write_whole(args.markdown, markdown, ReportError)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        _append(Path(summary), markdown)
+        try:
+            with open(summary, "a", encoding="utf-8") as file:
+                file.write(markdown)
+        except OSError as exc:
+            raise ReportError(f"{summary} (GITHUB_STEP_SUMMARY): cannot append: {exc}") from None
     if args.plot is not None:
         plot_candidates([r for r in results if isinstance(r, OptimizeResult)], args.plot)
     subjects = [
@@ -77,18 +85,3 @@ def run(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"natopt: gate failed: {failure}", file=sys.stderr)
     return 1 if failures else 0
-
-
-def _write(path: Path, text: str, what: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot write {what}: {exc}") from None
-
-
-def _append(path: Path, text: str) -> None:
-    try:
-        with path.open("a", encoding="utf-8") as summary:
-            summary.write(text)
-    except OSError as exc:
-        raise ReportError(f"{path} (GITHUB_STEP_SUMMARY): cannot append: {exc}") from None

@@ -165,3 +165,16 @@ def test_bench_json_feeds_report_gate(
     assert status == 0 and "vs tiny" in out
     status, _, err = natopt("report", bench_json, "--fail-if", "latency_ms>=0")
     assert status == 1 and "tiny vs tiny (bench.json)" in err
+
+
+def test_outputs_never_overwrite_inputs(
+    natopt: Callable[..., tuple[int, str, str]],
+    optimize_record: Record,
+    write_json: Writer,
+    tiny_model: Path,
+) -> None:
+    result = write_json("r.json", optimize_record())
+    status, _, err = natopt("report", result, "--markdown", result)
+    assert status == 2 and "would overwrite an input" in err
+    assert natopt("bench", tiny_model, *FAST, "--json", tiny_model)[0] == 2
+    assert tiny_model.read_bytes().startswith(b"\x08")

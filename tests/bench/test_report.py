@@ -114,7 +114,7 @@ def test_markdown_holds_the_numbers(optimize_record: Record, write_json: Writer)
         "0.6976 → 0.6931",
         "1.40×",
         "CPUExecutionProvider",
-        "| m1 | 1.000 | 1.100 | 1.200 | 0.200 | 5 | 2.00× vs m0 |",
+        "| m1 | 1 | CPUExecutionProvider | 1.000 | 1.100 | 1.200 | 0.200 | 5 | 2.00× vs m0 |",
     ]:
         assert expected in text
 

@@ -1,0 +1,36 @@
+"""Writing outputs whole or not at all, and never over an input."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from natopt.errors import NatoptError
+
+__all__ = ["write_whole", "refuse_overwrite"]
+
+
+def write_whole(path: Path, content: str | bytes, error: type[NatoptError]) -> None:
+    """Write ``content`` (text as UTF-8) to ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise error(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def refuse_overwrite(output: Path, inputs: Iterable[str | Path], error: type[NatoptError]) -> None:
+    """Raise ``error`` when ``output`` is one of ``inputs``."""
+    target = Path(output).resolve()
+    if any(Path(source).resolve() == target for source in inputs):
+        raise error(f"{output}: output would overwrite an input; choose another file")
