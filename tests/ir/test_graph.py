@@ -1,0 +1,93 @@
+"""Graph editing keeps producers and use lists right; copies are independent."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from natopt.errors import VerifyError
+from natopt.ir import Graph, format_graph, infer_shapes, run_graph, verify
+
+
+def small_graph() -> Graph:
+    g = Graph("small")
+    x = g.add_input("x", ("batch", 3, 8, 8))
+    conv = g.add_node(
+        "Conv",
+        [x],
+        {"padding": (1, 1), "stride": (1, 1), "dilation": (1, 1)},
+        {"weight": torch.randn(3, 3, 3, 3)},
+        name="conv",
+        source="block.conv",
+    )
+    relu = g.add_node("Relu", [conv.output], name="relu")
+    add = g.add_node("Add", [relu.output, x], name="add")
+    g.set_outputs([add.output])
+    infer_shapes(g)
+    return g
+
+
+def test_add_node_fills_defaults_and_refuses_unknown_attributes():
+    g = small_graph()
+    assert g.node("conv").attrs["groups"] == 1
+    with pytest.raises(ValueError, match="no attribute"):
+        g.add_node("Relu", [g.inputs[0]], {"alpha": 1.0})
+
+
+def test_use_lists_follow_edits():
+    g = small_graph()
+    x = g.inputs[0]
+    relu, add = g.node("relu"), g.node("add")
+    assert {(n.name, i) for n, i in x.uses} == {("conv", 0), ("add", 1)}
+    g.replace_all_uses(relu.output, g.node("conv").output)
+    assert relu.output.uses == []
+    assert add.inputs[0] is g.node("conv").output
+    g.remove_node(relu)
+    verify(g, check_shapes=True)
+    assert [n.op for n in g.nodes] == ["Conv", "Add"]
+
+
+def test_remove_node_refuses_a_used_node():
+    g = small_graph()
+    with pytest.raises(ValueError, match="still used"):
+        g.remove_node(g.node("conv"))
+
+
+def test_sort_restores_topological_order():
+    g = small_graph()
+    g.nodes.reverse()
+    with pytest.raises(VerifyError, match="not produced before"):
+        verify(g)
+    g.sort()
+    verify(g)
+    assert [n.name for n in g.nodes] == ["conv", "relu", "add"]
+
+
+def test_copy_is_structurally_independent():
+    g = small_graph()
+    clone = g.copy()
+    assert format_graph(clone) == format_graph(g)
+    clone.replace_all_uses(clone.node("add").output, clone.node("relu").output)
+    clone.remove_node(clone.node("add"))
+    verify(clone)
+    verify(g)
+    assert len(g) == 3 and len(clone) == 2
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(run_graph(g, [x])[0], run_graph(clone, [x])[0] + x)
+
+
+def test_symbolic_dims_survive_inference():
+    g = small_graph()
+    assert g.node("add").output.shape == ("batch", 3, 8, 8)
+    flat = g.add_node("Flatten", [g.node("add").output])
+    g.set_outputs([flat.output])
+    infer_shapes(g)
+    assert flat.output.shape == ("batch", 192)
+
+
+def test_fresh_names_are_unique_per_namespace():
+    g = small_graph()
+    node = g.add_node("Relu", [g.inputs[0]], name="relu")
+    assert node.name != "relu"
+    assert len({n.name for n in g.nodes}) == len(g.nodes)
+    assert len({v.name for v in g.values()}) == len(list(g.values()))
