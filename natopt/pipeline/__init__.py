@@ -1,0 +1,1 @@
+"""The optimisation pipeline behind ``natopt optimize``: data, quality, search, fine-tuning."""
