@@ -64,9 +64,17 @@ def split(x, *, axis=0, sizes=()):
     return tuple(torch.split(x, list(sizes), axis))
 
 
-def expand(x, *, shape=()):
-    """torch semantics: -1 keeps the input's dim."""
-    return x.expand(*shape)
+def expand(x, shape_input=None, *, shape=()):
+    """torch semantics: -1 keeps the input's dim.
+
+    With the int64 tensor ``shape_input`` (a target known only at run time) the target comes
+    from it, with ONNX ``Expand`` semantics: numpy broadcasting of ``x`` against the target
+    (-1 is read as 1, so a torch-style target works too).
+    """
+    if shape_input is None:
+        return x.expand(*shape)
+    target = [1 if int(s) == -1 else int(s) for s in shape_input.tolist()]
+    return x.expand(torch.broadcast_shapes(tuple(x.shape), tuple(target)))
 
 
 def pad(x, *, pads=(), mode="constant", value=0.0):
