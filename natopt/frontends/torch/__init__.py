@@ -1,0 +1,67 @@
+"""The torch frontend: lift an ``nn.Module``, an fx ``GraphModule`` or an ``ExportedProgram``.
+
+``lift_torch`` exports the model with ``torch.export`` (eval semantics, the user's module left
+as it was) and lifts the ATen graph through one table of adapters keyed by target; where
+export is not possible it traces with ``torch.fx.symbolic_trace`` and lifts the torch-level
+graph. Ops without an IR form become ``Opaque`` nodes that keep the original callable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+from torch.export import ExportedProgram
+
+from natopt.errors import FrontendError
+from natopt.frontends.torch.export import (
+    as_input_tuple,
+    check_inputs_fit,
+    eval_mode,
+    export_module,
+    reason,
+)
+from natopt.frontends.torch.program import lift_program
+from natopt.ir import Graph, infer_shapes, verify
+
+__all__ = ["lift_torch"]
+
+
+def lift_torch(
+    model: Any,
+    example_inputs: Any = None,
+    *,
+    dynamic_batch: bool = False,
+    name: str | None = None,
+) -> Graph:
+    """Lift ``model`` into a verified IR graph.
+
+    - ``ExportedProgram``: lifted as exported (its own symbolic dims kept).
+    - ``fx.GraphModule`` (from ``torch.compile`` or ``symbolic_trace``): exported when
+      ``example_inputs`` allow, else its torch-level graph is lifted.
+    - ``nn.Module``: exported in eval mode (the module's flags are restored); with
+      ``dynamic_batch`` dim 0 of every input is the symbol ``"batch"``.
+    """
+    if isinstance(model, ExportedProgram):
+        graph = lift_program(model, name or "exported_program")
+    elif isinstance(model, nn.Module):
+        graph = _lift_module(model, example_inputs, dynamic_batch, name or type(model).__name__)
+    else:
+        raise FrontendError(
+            f"cannot lift a {type(model).__name__}: give an nn.Module, an fx.GraphModule or a "
+            "torch.export.ExportedProgram"
+        )
+    infer_shapes(graph)
+    verify(graph)
+    return graph
+
+
+def _lift_module(model: nn.Module, example_inputs: Any, dynamic_batch: bool, name: str) -> Graph:
+    inputs = as_input_tuple(model, example_inputs)
+    with eval_mode(model):
+        try:
+            program = export_module(model, inputs, dynamic_batch=dynamic_batch)
+        except Exception as exc:
+            check_inputs_fit(model, inputs)
+            raise FrontendError(f"{type(model).__name__} does not export: {reason(exc)}") from exc
+    return lift_program(program, name)
