@@ -1,0 +1,344 @@
+"""``natopt inspect MODEL``: the canonical graph's computational units and what they cost.
+
+MODEL is an ONNX file or a Python ``module:attr`` (``attr`` a model instance, a class, or a
+zero-argument callable returning one; ``module`` a dotted name or a ``.py`` file). The model
+is lifted, canonicalised and split into units; one row per conv/linear/pool unit, one per
+remaining node with multiply-adds (attention, matmul), and one ``other`` row for the
+parameters no unit owns, so the rows add up to the totals exactly. Residual branches overlap
+those rows and are listed after them, outside the totals.
+
+``--json`` prints ``{"nodes": [rows], "branches": [rows], "totals": {...}}`` and nothing
+else; a row is ``{name, kind, ops, input_shape, output_shape, params, macs, share}`` with
+``share`` the row's fraction of the graph's MACs (the table prints it in percent).
+``--graph`` prints the IR text before the table. Costs count symbolic dims as 1 (batch 1).
+
+The table is built from ``COLUMNS``, a list of column specs: a new column (a unit's valid
+transitions, say) is one more ``Column``, reading the ``Row`` and its ``unit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from natopt.errors import FrontendError
+from natopt.frontends import lift
+from natopt.ir import Graph, Node, Shape, format_graph, graph_cost, node_cost
+from natopt.ir.types import DTYPES, to_torch_dtype
+from natopt.passes import Unit, canonicalize, find_units
+
+__all__ = [
+    "NAME",
+    "COLUMNS",
+    "Column",
+    "Row",
+    "Inspection",
+    "register",
+    "run",
+    "load_model",
+    "inspect_graph",
+    "format_table",
+    "parse_shape",
+]
+
+NAME = "inspect"
+DEFAULT_SHAPE = "1,3,224,224"
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the report: a unit, a costly node outside any unit, or ``other``."""
+
+    name: str
+    kind: str
+    ops: list[str]
+    input_shape: Shape | None
+    output_shape: Shape | None
+    params: int
+    macs: int
+    share: float = 0.0
+    unit: Unit | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "ops": self.ops,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "output_shape": None if self.output_shape is None else list(self.output_shape),
+            "params": self.params,
+            "macs": self.macs,
+            "share": self.share,
+        }
+
+
+@dataclass(slots=True)
+class Inspection:
+    """The rows (a partition of the graph's costs), the branches and the totals."""
+
+    graph: Graph
+    rows: list[Row]
+    branches: list[Row]
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodes": [r.to_dict() for r in self.rows],
+            "branches": [r.to_dict() for r in self.branches],
+            "totals": self.totals,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column: its header, how a row's cell reads, and its alignment (``<``/``>``)."""
+
+    header: str
+    cell: Callable[[Row], str]
+    align: str = "<"
+
+
+def _shape_text(shape: Shape | None) -> str:
+    return "-" if shape is None else "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _ops_text(ops: list[str], limit: int = 4) -> str:
+    if len(ops) <= limit:
+        return "+".join(ops)
+    return f"{'+'.join(ops[: limit - 1])}+...+{ops[-1]} ({len(ops)} ops)"
+
+
+COLUMNS: list[Column] = [
+    Column("name", lambda r: r.name),
+    Column("kind", lambda r: r.kind),
+    Column("ops", lambda r: _ops_text(r.ops)),
+    Column(
+        "input -> output",
+        lambda r: f"{_shape_text(r.input_shape)} -> {_shape_text(r.output_shape)}",
+    ),
+    Column("params", lambda r: f"{r.params:,}", ">"),
+    Column("MACs", lambda r: f"{r.macs:,}", ">"),
+    Column("share", lambda r: f"{100 * r.share:.2f}%", ">"),
+]
+
+
+def format_table(rows: Sequence[Row], columns: Sequence[Column] = COLUMNS) -> str:
+    """Aligned plain-text table of ``rows``, one line per row under a header line."""
+    cells = [[c.header for c in columns]] + [[c.cell(r) for c in columns] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(
+            f"{text:{c.align}{w}}" for text, c, w in zip(line, columns, widths, strict=True)
+        ).rstrip()
+        for line in cells
+    )
+
+
+def _unit_row(unit: Unit) -> Row:
+    costs = [node_cost(n) for n in unit.nodes]
+    return Row(
+        unit.name,
+        unit.kind,
+        [n.op for n in unit.nodes],
+        unit.input.shape,
+        unit.output.shape,
+        sum(c.params for c in costs),
+        sum(c.macs for c in costs),
+        unit=unit,
+    )
+
+
+def _node_row(node: Node, params: int, macs: int) -> Row:
+    data = node.input_values[0].shape if node.input_values else None
+    return Row(node.source or node.name, "op", [node.op], data, node.output.shape, params, macs)
+
+
+def inspect_graph(graph: Graph) -> Inspection:
+    """Rows for ``graph``'s units and remaining costly nodes, its branches and totals."""
+    units = find_units(graph)
+    rows = [_unit_row(u) for u in units if u.kind != "branch"]
+    owned = {id(n) for u in units if u.kind != "branch" for n in u.nodes}
+    other = Row("other", "other", [], None, None, 0, 0)
+    for node in graph.nodes:
+        if id(node) in owned:
+            continue
+        cost = node_cost(node)
+        if cost.macs:
+            rows.append(_node_row(node, cost.params, cost.macs))
+        elif cost.params:
+            other.params += cost.params
+            other.ops = sorted({*other.ops, node.op})
+    if other.params:
+        rows.append(other)
+    branches = [_unit_row(u) for u in units if u.kind == "branch"]
+    total = graph_cost(graph)
+    for row in [*rows, *branches]:
+        row.share = row.macs / total.macs if total.macs else 0.0
+    model_bytes = sum(
+        int(w.numel()) * w.element_size() for n in graph.nodes for w in n.weights.values()
+    )
+    totals = {
+        "params": total.params,
+        "macs": total.macs,
+        "bytes": model_bytes,
+        "nodes": len(graph.nodes),
+        "ops": dict(sorted(graph.op_counts().items())),
+    }
+    return Inspection(graph, rows, branches, totals)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1,3,224,224"`` -> ``(1, 3, 224, 224)``; a ``FrontendError`` for anything else."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        raise FrontendError(
+            f"--input-shape {text!r}: expected comma-separated positive integers, "
+            f"e.g. {DEFAULT_SHAPE}"
+        )
+    return shape
+
+
+def _import_module(name: str) -> Any:
+    try:
+        if name.endswith(".py"):
+            path = Path(name)
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None or not path.is_file():
+                raise FileNotFoundError(f"no such file {name}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+        if "" not in sys.path:
+            sys.path.insert(0, "")
+        return importlib.import_module(name)
+    except Exception as exc:  # the user's module may fail in any way while importing
+        raise FrontendError(f"cannot import {name!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _instantiate(spec: str) -> torch.nn.Module:
+    module_name, _, attr = spec.rpartition(":")
+    if not module_name or not attr:
+        raise FrontendError(
+            f"{spec!r} is neither an existing ONNX file nor a Python 'module:attr' "
+            "(e.g. torchvision.models:resnet18)"
+        )
+    target: Any = _import_module(module_name)
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise FrontendError(f"{spec}: module {module_name!r} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if isinstance(target, torch.nn.Module):
+        return target.eval()
+    if not callable(target):
+        raise FrontendError(f"{spec}: {attr!r} is neither a torch module nor callable")
+    try:
+        model = target()
+    except Exception as exc:  # the user's constructor may fail in any way
+        raise FrontendError(
+            f"{spec}: calling {attr}() with no arguments failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(model, torch.nn.Module):
+        raise FrontendError(f"{spec}: {attr}() returned {type(model).__name__}, not a torch module")
+    return model.eval()
+
+
+def _example_input(shape: tuple[int, ...], dtype: str) -> torch.Tensor:
+    torch_dtype = to_torch_dtype(dtype)
+    if torch_dtype.is_floating_point:
+        return torch.randn(shape, dtype=torch_dtype)
+    return torch.zeros(shape, dtype=torch_dtype)
+
+
+def load_model(spec: str, shapes: Sequence[str] = (), dtypes: Sequence[str] = ()) -> Graph:
+    """Lift the ONNX file or ``module:attr`` named by ``spec`` (shapes: ``"1,3,224,224"``)."""
+    path = Path(spec)
+    if path.suffix == ".onnx" or path.is_file():
+        if not path.is_file():
+            raise FrontendError(f"{spec}: no such ONNX file")
+        return lift(str(path))
+    parsed = [parse_shape(s) for s in shapes or [DEFAULT_SHAPE]]
+    dtypes = list(dtypes or ["float32"])
+    unknown = [d for d in dtypes if d not in DTYPES]
+    if unknown or len(dtypes) not in (1, len(parsed)):
+        raise FrontendError(
+            f"--input-dtype {dtypes}: give one dtype, or one per --input-shape, from "
+            f"{sorted(DTYPES)}"
+        )
+    if len(dtypes) == 1:
+        dtypes *= len(parsed)
+    model = _instantiate(spec)
+    inputs = tuple(_example_input(s, d) for s, d in zip(parsed, dtypes, strict=True))
+    with torch.no_grad():
+        return lift(model, inputs)
+
+
+def _format_report(report: Inspection) -> str:
+    totals = report.totals
+    ops = ", ".join(f"{op} {count}" for op, count in totals["ops"].items())
+    lines = [format_table(report.rows)]
+    if report.branches:
+        lines += ["", "residual branches (they overlap the rows above):"]
+        lines.append(format_table(report.branches))
+    lines += [
+        "",
+        f"totals: params {totals['params']:,}  MACs {totals['macs']:,}  "
+        f"model bytes {totals['bytes']:,}  nodes {totals['nodes']}",
+        f"ops: {ops}",
+    ]
+    return "\n".join(lines)
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add the ``inspect`` subcommand."""
+    p = subparsers.add_parser(
+        NAME,
+        parents=[common],
+        help="show a model's computational units, their shapes and costs",
+        description="Lift a model, canonicalise it (fold BN, remove identities, dead code) "
+        "and list its computational units with shapes, parameters and multiply-adds.",
+    )
+    p.add_argument("model", metavar="MODEL", help="an ONNX file or a Python module:attr")
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=None,
+        metavar="D,D,...",
+        help=f"example input shape, once per input (default {DEFAULT_SHAPE})",
+    )
+    p.add_argument(
+        "--input-dtype",
+        action="append",
+        default=None,
+        metavar="DTYPE",
+        help="example input dtype, once or once per input (default float32)",
+    )
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the report as JSON only")
+    output.add_argument("--graph", action="store_true", help="print the IR text too")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Lift, canonicalise, find units and print the report."""
+    graph = canonicalize(load_model(args.model, args.input_shape or (), args.input_dtype or ()))
+    report = inspect_graph(graph)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    if args.graph:
+        print(format_graph(graph))
+        print()
+    print(_format_report(report))
+    return 0
