@@ -68,8 +68,10 @@ _BRANCH_SUFFIX = ":branch"
 class Unit:
     """One computational unit of a graph (see the module docstring for the kinds).
 
-    ``name`` is the main node's ``source`` (else its node name), ``:branch`` appended for a
-    branch and ``#k`` for the k-th repeat, so it is unique within the graph. ``nodes`` are in
+    ``name`` is the main node's ``source`` (else its node name; for a branch whose main node
+    has no source, a reshape or a layer-scale ``Mul``, the last source inside the region),
+    ``:branch`` appended for a branch and ``#k`` for the k-th repeat, so it is unique within
+    the graph. ``nodes`` are in
     graph order; ``input`` is the unit's data input (a branch's fork value), ``output`` the
     value it produces, ``merge`` the Add that merges a branch with the other operand.
     """
@@ -85,6 +87,12 @@ class Unit:
 
 def _key(node: Node) -> str:
     return node.source or node.name
+
+
+def _branch_key(unit: Unit) -> str:
+    """The main node's source, else the last source in the region, else the main's name."""
+    sources = [n.source for n in unit.nodes if n.source]
+    return unit.main.source or (sources[-1] if sources else unit.main.name)
 
 
 def _sole_consumer(value: Value, graph_outputs: set[int]) -> Node | None:
@@ -258,7 +266,7 @@ def find_units(graph: Graph) -> list[Unit]:
     units.sort(key=lambda u: (position[id(u.main)], u.kind == "branch"))
     taken: dict[str, int] = {}
     for unit in units:
-        base = _key(unit.main) + (_BRANCH_SUFFIX if unit.kind == "branch" else "")
+        base = _key(unit.main) if unit.kind != "branch" else _branch_key(unit) + _BRANCH_SUFFIX
         repeat = taken.get(base, 0)
         taken[base] = repeat + 1
         unit.name = base if repeat == 0 else f"{base}#{repeat}"
