@@ -1,7 +1,18 @@
-"""The transition space of the NAT pass: vocabulary, masked softmax, validity mask, rewrites."""
+"""The transition space of the NAT pass: what each unit may become, and how it becomes it.
+
+- ``vocabulary``: the fixed global vocabulary (``VOCABULARY``, ``SPACES``: nat / nat++ / full);
+- ``masked_softmax``: the binary-masked softmax (``BMSoftmax``) and its log-prob, entropy and
+  sampling over the valid set;
+- ``mask``: ``compute_mask(graph) -> TransitionMask`` (validity and cost order);
+- ``plan`` / ``apply``: ``Plan`` (JSON data) and ``apply_plan(graph, plan, calibration=...)``;
+- ``state`` / ``targets`` / ``rewrite`` / ``inherit`` / ``calibrate``: the unit's current op,
+  the target rules, the rewrites, weight inheritance and calibration refits.
+"""
 
 from __future__ import annotations
 
+from natopt.passes.transitions.apply import ApplyReport, apply_plan
+from natopt.passes.transitions.mask import TransitionMask, compute_mask
 from natopt.passes.transitions.masked_softmax import (
     BMSoftmax,
     masked_entropy,
@@ -10,12 +21,35 @@ from natopt.passes.transitions.masked_softmax import (
     masked_sample,
     masked_softmax,
 )
+from natopt.passes.transitions.plan import PLAN_VERSION, Plan
+from natopt.passes.transitions.state import transition_units
+from natopt.passes.transitions.vocabulary import (
+    LEVELS,
+    SPACES,
+    VOCABULARY,
+    Transition,
+    Vocabulary,
+    vocabulary_for,
+)
 
 __all__ = [
+    "LEVELS",
+    "PLAN_VERSION",
+    "SPACES",
+    "VOCABULARY",
+    "ApplyReport",
     "BMSoftmax",
+    "Plan",
+    "Transition",
+    "TransitionMask",
+    "Vocabulary",
+    "apply_plan",
+    "compute_mask",
     "masked_entropy",
     "masked_log_prob",
     "masked_log_softmax",
     "masked_sample",
     "masked_softmax",
+    "transition_units",
+    "vocabulary_for",
 ]

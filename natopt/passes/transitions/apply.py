@@ -1,0 +1,193 @@
+"""``apply_plan``: rewrite a graph by a plan — copy, check, rewrite, inherit, refit, clean, verify.
+
+Steps (the input graph is never changed):
+
+1. copy the graph and find its units (``transition_units``); check every plan entry: an
+   unknown unit, an unknown transition or one the mask forbids raises ``PlanError`` naming
+   the unit, the transition and the reason;
+2. precedence for nested units: a unit whose main node lies inside a residual branch that
+   the plan skips or nulls is overridden (the outer branch's depth transition wins) and
+   recorded in the report;
+3. rewrite the remaining units in reverse graph order (so a rewrite never invalidates the
+   input of a unit still to be rewritten), weights inherited (``rewrite``);
+4. with ``calibration``, refit each replacement on the original graph's activations
+   (``calibrate``) and measure its reconstruction error;
+5. clean up with ``RemoveIdentityPass`` and ``DeadCodePass`` (an Add whose operand was nulled
+   has already become its other operand), then ``verify(check_shapes=True)``.
+
+The same plan on the same graph always gives the same graph (names, order and weights): the
+copy keeps the name counters and every step is deterministic.
+
+The report is ``graph.meta["transitions"]``, an ``ApplyReport``: ``applied`` (unit ->
+transition), ``overridden`` (unit -> the branch that won), and, with calibration,
+``errors`` / ``inherited_errors``: per unit the relative Frobenius error ``‖Ŷ − Y‖ / ‖Y‖`` on
+the calibration data, after and before the refit. ``Y`` is what the transition replaces on
+the original graph: the replaced op's output (pre-activation) for type/kernel/low-rank, the
+unit's output for skip (``Ŷ`` = its input) and null (``Ŷ`` = 0, so the error is 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from natopt.errors import PlanError
+from natopt.ir import Graph, Node, verify
+from natopt.passes.base import PassContext, PassManager
+from natopt.passes.dead_code import DeadCodePass
+from natopt.passes.remove_identity import RemoveIdentityPass
+from natopt.passes.transitions.calibrate import REFITS, capture, run_chain
+from natopt.passes.transitions.inherit import relative_error
+from natopt.passes.transitions.mask import MaskContext, check_transition
+from natopt.passes.transitions.plan import Plan
+from natopt.passes.transitions.rewrite import rewrite_unit
+from natopt.passes.transitions.state import UnitState, transition_units, unit_state
+from natopt.passes.transitions.targets import Target
+from natopt.passes.transitions.vocabulary import VOCABULARY, Vocabulary
+
+__all__ = ["apply_plan", "ApplyReport"]
+
+_DEPTH_OVERRIDES = frozenset({"skip", "null"})
+
+
+@dataclass(slots=True)
+class ApplyReport:
+    """What ``apply_plan`` did (see the module docstring)."""
+
+    applied: dict[str, str] = field(default_factory=dict)
+    overridden: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, float] = field(default_factory=dict)
+    inherited_errors: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Step:
+    state: UnitState
+    op: str
+    target: Target | None
+    position: int
+    new: list[Node] = field(default_factory=list)
+
+
+def _checked_steps(graph: Graph, plan: Plan, vocabulary: Vocabulary) -> list[_Step]:
+    units = transition_units(graph)
+    by_name = {u.name: u for u in units}
+    ctx = MaskContext.of(graph, units)
+    position = {id(n): i for i, n in enumerate(graph.nodes)}
+    steps = []
+    for unit_name, entry_name in plan.transitions.items():
+        unit = by_name.get(unit_name)
+        if unit is None:
+            raise PlanError(
+                f"plan names unit {unit_name!r} (transition {entry_name!r}), which graph "
+                f"{graph.name} does not have; its units are listed by `natopt inspect`"
+            )
+        try:
+            entry = vocabulary.get(entry_name)
+        except KeyError:
+            raise PlanError(
+                f"plan gives unit {unit_name} the unknown transition {entry_name!r}; "
+                f"known: {', '.join(vocabulary.names)}"
+            ) from None
+        state = unit_state(unit)
+        found = check_transition(state, entry, ctx, "kernel" in vocabulary.levels)
+        if isinstance(found, str):
+            raise PlanError(
+                f"transition {entry_name} is invalid for unit {unit_name}: {found}; "
+                "draw plans from the unit's valid transitions (TransitionMask)"
+            )
+        if entry.op != "keep":
+            producer = unit.output.producer
+            at = position[id(producer)] if producer is not None else -1
+            steps.append(_Step(state, entry.op, found if isinstance(found, Target) else None, at))
+    return steps
+
+
+def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
+    """Drop the steps of units inside a branch that is skipped or nulled (outer wins)."""
+    winners = [s for s in steps if s.state.unit.kind == "branch" and s.op in _DEPTH_OVERRIDES]
+    kept = []
+    for step in steps:
+        outer = next(
+            (
+                w
+                for w in winners
+                if w is not step
+                and any(step.state.unit.main is n for n in w.state.unit.nodes)
+                and len(w.state.unit.nodes) >= len(step.state.unit.nodes)
+            ),
+            None,
+        )
+        if outer is None:
+            kept.append(step)
+        else:
+            report.overridden[step.state.unit.name] = outer.state.unit.name
+    return kept
+
+
+def _value_names(step: _Step) -> tuple[str, str]:
+    """(input, reference output) value names of what the step replaces."""
+    if step.target is None:
+        return step.state.unit.input.name, step.state.unit.output.name
+    replaced = step.state.replaced
+    first = replaced[0].inputs[0]
+    assert first is not None
+    return first.name, replaced[-1].output.name
+
+
+def _calibrate(
+    original: Graph,
+    steps: list[_Step],
+    calibration: Sequence[Tensor | Sequence[Tensor]],
+    alpha: float,
+    report: ApplyReport,
+) -> None:
+    names = {name for step in steps for name in _value_names(step)}
+    seen = capture(original, calibration, names)
+    for step in steps:
+        x_name, y_name = _value_names(step)
+        x, y = seen[x_name], seen[y_name]
+        name = step.state.unit.name
+        if step.target is None:
+            approx = x if step.op == "skip" else torch.zeros_like(y)
+            report.errors[name] = report.inherited_errors[name] = relative_error(approx, y)
+            continue
+        report.inherited_errors[name] = relative_error(run_chain(step.new, x), y)
+        refit = REFITS.get(step.op)
+        if refit is not None:
+            refit(step.new, x, y, alpha)
+        report.errors[name] = relative_error(run_chain(step.new, x), y)
+
+
+def apply_plan(
+    graph: Graph,
+    plan: Plan | Mapping[str, str],
+    *,
+    calibration: Sequence[Tensor | Sequence[Tensor]] | None = None,
+    ridge: float = 1e-3,
+    vocabulary: Vocabulary = VOCABULARY,
+) -> Graph:
+    """A rewritten, verified copy of ``graph``; ``graph.meta["transitions"]`` is the report.
+
+    ``calibration``: input batches (a tensor, or a tuple with one tensor per graph input) on
+    which replacements are refit by ridge least squares (``ridge``: the relative weight of
+    the pull towards the inherited weights).
+    """
+    plan = Plan.of(plan)
+    result = graph.copy()
+    report = ApplyReport()
+    steps = _resolve_nesting(_checked_steps(result, plan, vocabulary), report)
+    steps.sort(key=lambda s: s.position, reverse=True)
+    for step in steps:
+        step.new = rewrite_unit(result, step.state, step.op, step.target)
+        report.applied[step.state.unit.name] = plan.transitions[step.state.unit.name]
+    if calibration is not None and steps:
+        _calibrate(graph, steps, calibration, ridge, report)
+    cleanup = PassManager([RemoveIdentityPass(), DeadCodePass()])
+    result = cleanup.run(result, PassContext(verify=False)).graph
+    verify(result, check_shapes=True)
+    result.meta["transitions"] = report
+    return result

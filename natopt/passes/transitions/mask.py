@@ -1,0 +1,185 @@
+"""``TransitionMask``: which vocabulary entries each unit of a graph may take.
+
+``compute_mask(graph, vocabulary)`` returns a ``[units, len(vocabulary)]`` ``torch.bool``
+matrix with the unit list and the vocabulary. The rules (one function per depth entry, and
+``targets.TARGET_RULES`` for the rest):
+
+- ``keep``: always valid.
+- ``skip`` (the unit becomes the identity): valid when the unit's output has the shape and
+  dtype of its input.
+- ``null`` (the unit's output becomes zero, so each Add reading it becomes its other operand).
+  Call a unit a *null candidate* when its output is not a graph output and every use of it is
+  an operand of a two-input ``Add`` whose other operand is a different value, has the Add's
+  own shape and dtype, and depends on a graph input (is not a constant). ``null`` is valid on
+  a candidate when, for every such Add, the other operand is *not* the output of a null
+  candidate. Hence at most one operand of an Add is ever nullable, and the other operand of
+  every nulled Add stays live: the main path is never zeroed. (In a ResNet block with a
+  downsample shortcut both operands are candidates, so neither is offered null.)
+- type, kernel, low rank: ``targets.target_for`` (shapes, groups, strides, padding, cost).
+- cost order other > skip > null: skip and null remove the unit's MACs and parameters, so
+  against a unit they are always cheaper; every other target must be cheaper than the op it
+  replaces (``targets.cheaper``).
+
+Everything is computed from the graph once, arithmetically: no graph is copied per cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from natopt.ir import Graph, Value
+from natopt.passes.transitions.plan import Plan
+from natopt.passes.transitions.state import UnitState, transition_units, unit_state
+from natopt.passes.transitions.targets import Target, target_for
+from natopt.passes.transitions.vocabulary import VOCABULARY, Transition, Vocabulary
+from natopt.passes.units import Unit
+
+__all__ = ["TransitionMask", "MaskContext", "compute_mask", "check_transition"]
+
+
+def _constant_values(graph: Graph) -> set[int]:
+    """ids of the values computed from no graph input."""
+    constant: set[int] = set()
+    for node in graph.nodes:
+        if all(id(v) in constant for v in node.input_values):
+            constant.update(id(v) for v in node.outputs)
+    return constant
+
+
+def _add_partners(value: Value, constant: set[int], outputs: set[int]) -> list[Value] | None:
+    """The other operands of the Adds reading ``value``; ``None`` unless all uses qualify."""
+    if not value.uses or id(value) in outputs:
+        return None
+    partners = []
+    for node, index in value.uses:
+        if node.op != "Add" or len(node.inputs) != 2:
+            return None
+        other = node.inputs[1 - index]
+        if other is None or other is value or id(other) in constant:
+            return None
+        if other.shape != node.output.shape or other.dtype != node.output.dtype:
+            return None
+        partners.append(other)
+    return partners
+
+
+@dataclass(slots=True)
+class MaskContext:
+    """Graph-level facts the depth rules need, computed once per graph."""
+
+    nullable: set[int] = field(default_factory=set)  # ids of unit outputs offered null
+
+    @classmethod
+    def of(cls, graph: Graph, units: Sequence[Unit]) -> MaskContext:
+        constant = _constant_values(graph)
+        outputs = {id(v) for v in graph.outputs}
+        partners = {id(u.output): _add_partners(u.output, constant, outputs) for u in units}
+        candidates = {key for key, found in partners.items() if found is not None}
+        nullable = {
+            key
+            for key in candidates
+            if all(id(other) not in candidates for other in partners[key] or ())
+        }
+        return cls(nullable)
+
+
+def _keep(state: UnitState, ctx: MaskContext) -> str | None:
+    return None
+
+
+def _skip(state: UnitState, ctx: MaskContext) -> str | None:
+    unit = state.unit
+    if unit.input.shape != unit.output.shape or unit.input.dtype != unit.output.dtype:
+        return (
+            f"skip needs output shape {unit.output.shape} equal to input shape {unit.input.shape}"
+        )
+    return None
+
+
+def _null(state: UnitState, ctx: MaskContext) -> str | None:
+    if id(state.unit.output) not in ctx.nullable:
+        return (
+            "null needs every use of the unit's output to be an Add whose other operand stays "
+            "live (and cannot itself be nulled)"
+        )
+    return None
+
+
+_DEPTH_RULES: dict[str, Callable[[UnitState, MaskContext], str | None]] = {
+    "keep": _keep,
+    "skip": _skip,
+    "null": _null,
+}
+
+
+def check_transition(
+    state: UnitState, entry: Transition, ctx: MaskContext, kernel_level: bool = True
+) -> Target | str | None:
+    """``None`` for a valid depth entry, a ``Target`` for a valid other one, else the reason."""
+    rule = _DEPTH_RULES.get(entry.op)
+    if rule is not None:
+        return rule(state, ctx)
+    return target_for(state, entry, kernel_level)
+
+
+@dataclass(slots=True)
+class TransitionMask:
+    """``valid[u, v]``: unit ``units[u]`` may take ``vocabulary[v]``; keep is always valid."""
+
+    units: list[Unit]
+    vocabulary: Vocabulary
+    valid: torch.Tensor
+    states: list[UnitState]
+
+    @property
+    def unit_names(self) -> list[str]:
+        return [u.name for u in self.units]
+
+    def valid_names(self, unit: int | str) -> list[str]:
+        row = self.unit_names.index(unit) if isinstance(unit, str) else unit
+        return [self.vocabulary[int(v)].name for v in self.valid[row].nonzero().flatten()]
+
+    def counts(self) -> dict[str, int]:
+        """How many units may take each entry."""
+        per_entry = self.valid.sum(dim=0).tolist()
+        return {e.name: int(c) for e, c in zip(self.vocabulary, per_entry, strict=True)}
+
+    def plan(self, indices: torch.Tensor | Sequence[int]) -> Plan:
+        """The plan choosing entry ``indices[u]`` for unit ``u`` (keep entries are left out)."""
+        chosen = [int(i) for i in indices]
+        if len(chosen) != len(self.units):
+            raise ValueError(
+                f"TransitionMask.plan: {len(chosen)} indices for {len(self.units)} units"
+            )
+        transitions = {}
+        for row, (unit, index) in enumerate(zip(self.units, chosen, strict=True)):
+            if not bool(self.valid[row, index]):
+                name = self.vocabulary[index].name
+                raise ValueError(f"TransitionMask.plan: {name} is masked for unit {unit.name}")
+            if self.vocabulary[index].name != "keep":
+                transitions[unit.name] = self.vocabulary[index].name
+        return Plan(transitions)
+
+    def random_plan(self, generator: torch.Generator | None = None) -> Plan:
+        """A plan drawn uniformly over each unit's valid entries."""
+        from natopt.passes.transitions.masked_softmax import masked_sample
+
+        logits = torch.zeros(self.valid.shape)
+        return self.plan(masked_sample(logits, self.valid, generator))
+
+
+def compute_mask(graph: Graph, vocabulary: Vocabulary = VOCABULARY) -> TransitionMask:
+    """The transition mask of ``graph`` over ``vocabulary`` (see the module docstring)."""
+    units = transition_units(graph)
+    ctx = MaskContext.of(graph, units)
+    kernel_level = "kernel" in vocabulary.levels
+    states = [unit_state(u) for u in units]
+    rows = [
+        [not isinstance(check_transition(s, e, ctx, kernel_level), str) for e in vocabulary]
+        for s in states
+    ]
+    valid = torch.tensor(rows, dtype=torch.bool).reshape(len(units), len(vocabulary))
+    return TransitionMask(units, vocabulary, valid, states)

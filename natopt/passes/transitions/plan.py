@@ -1,0 +1,58 @@
+"""``Plan``: which transition each unit takes — plain data, saved and loaded as JSON.
+
+A plan maps unit names (``Unit.name``: the main node's module path, ``:branch`` for a
+residual branch) to vocabulary entry names; units it does not name keep their op. JSON form::
+
+    {"version": 1,
+     "transitions": {"layer1.0.conv2": "sep_conv_3x3", "layer2.1.conv2:branch": "null"}}
+
+Keys are written sorted, so equal plans give equal text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from natopt.errors import PlanError
+
+__all__ = ["Plan", "PLAN_VERSION"]
+
+PLAN_VERSION = 1
+
+
+@dataclass(slots=True)
+class Plan:
+    """``transitions``: unit name -> vocabulary entry name (``keep`` may be left out)."""
+
+    transitions: dict[str, str] = field(default_factory=dict)
+    version: int = PLAN_VERSION
+
+    @classmethod
+    def of(cls, plan: Plan | Mapping[str, str]) -> Plan:
+        """``plan`` itself, or a ``Plan`` of a plain ``{unit: transition}`` mapping."""
+        return plan if isinstance(plan, Plan) else cls(dict(plan))
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"version": self.version, "transitions": dict(sorted(self.transitions.items()))},
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanError(f"a plan must be JSON: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("transitions"), dict):
+            raise PlanError('a plan is a JSON object {"version": 1, "transitions": {unit: name}}')
+        version = data.get("version")
+        if version != PLAN_VERSION:
+            raise PlanError(f"plan version {version!r} is not supported (expected {PLAN_VERSION})")
+        transitions = data["transitions"]
+        bad = [k for k, v in transitions.items() if not isinstance(v, str)]
+        if bad:
+            raise PlanError(f"plan transitions must be entry names (strings); see units {bad}")
+        return cls(dict(transitions), version)

@@ -1,0 +1,235 @@
+"""What a unit currently is: its op family, geometry, channels and the nodes a rewrite replaces.
+
+Families: ``conv`` (a Conv, any groups), ``sep_conv`` / ``dil_sep_conv`` (a depthwise Conv
+``groups = C_in`` followed directly by a pointwise 1x1 Conv, created by a type transition),
+``linear``, ``lowrank`` (two Linears, or two 1x1 Convs, created by a low-rank transition),
+``max_pool`` / ``avg_pool``, ``branch``, and ``other`` (anything else: depth transitions only).
+
+A rewrite records what it built in ``node.meta`` of the new nodes: ``natopt.unit`` (the unit's
+stable name), ``natopt.op`` (the family), ``natopt.part`` (``depthwise``/``pointwise`` or
+``reduce``/``expand``), and for low-rank ``natopt.full_rank`` / ``natopt.divisor``.
+``transition_units`` regroups the two units ``find_units`` sees in such a pair into one unit
+named ``natopt.unit``, so a separable unit is offered its own transitions and a plan for the
+rewritten graph names units as the plan for the original did.
+
+Geometry (``kernel``, ``dilation``) is read only for 2-D convolutions with a square odd
+kernel and equal dilations (``kernel`` is ``None`` otherwise: no type or kernel transition).
+``positions`` is the number of output elements per output channel (symbolic dims count 1, as
+in ``natopt.ir.cost``), so target costs are computed arithmetically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from natopt.ir import Cost, Graph, Node, node_cost
+from natopt.ir.types import numel
+from natopt.passes.units import Unit, find_units
+
+__all__ = [
+    "UnitState",
+    "unit_state",
+    "transition_units",
+    "dense_weight",
+    "UNIT_META",
+    "OP_META",
+    "PART_META",
+    "COMPOSITE_PARTS",
+]
+
+UNIT_META = "natopt.unit"
+OP_META = "natopt.op"
+PART_META = "natopt.part"
+COMPOSITE_PARTS: dict[str, tuple[str, str]] = {
+    "sep_conv": ("depthwise", "pointwise"),
+    "dil_sep_conv": ("depthwise", "pointwise"),
+    "lowrank": ("reduce", "expand"),
+}
+_OP_FAMILY = {"Conv": "conv", "Linear": "linear", "MaxPool": "max_pool", "AvgPool": "avg_pool"}
+
+
+@dataclass(slots=True)
+class UnitState:
+    """A unit with what its transitions need to know (see the module docstring)."""
+
+    unit: Unit
+    family: str
+    replaced: list[Node] = field(default_factory=list)
+    cost: Cost = field(default_factory=Cost)
+    total: Cost = field(default_factory=Cost)
+    kernel: int | None = None
+    dilation: int = 1
+    stride: tuple[int, ...] = ()
+    padding: tuple[int, ...] = ()
+    groups: int = 1
+    c_in: int = 0
+    c_out: int = 0
+    positions: int = 0
+    bias: bool = False
+    full_rank: int | None = None
+    divisor: int = 1
+
+
+def _per_dim(value: tuple[int, ...] | int, n: int) -> tuple[int, ...]:
+    value = tuple(value) if isinstance(value, (tuple, list)) else (int(value),)
+    return value * n if len(value) == 1 else value
+
+
+def _conv_geometry(state: UnitState, conv: Node, channels_in: int, channels_out: int) -> None:
+    """Kernel, stride, padding and dilation of a 2-D conv-like node (pool or conv)."""
+    kernel = conv.weights["weight"].shape[2:] if "weight" in conv.weights else None
+    if kernel is None:
+        kernel = tuple(conv.attrs["kernel_size"])
+    n = len(kernel)
+    dilation = _per_dim(conv.attrs.get("dilation", (1,)), n)
+    state.stride = _per_dim(conv.attrs["stride"], n)
+    state.padding = _per_dim(conv.attrs["padding"], n)
+    state.c_in, state.c_out = channels_in, channels_out
+    out = state.replaced[-1].output
+    state.positions = numel(out.shape) // max(channels_out, 1)
+    square = n == 2 and len(set(kernel)) == 1 and kernel[0] % 2 == 1 and len(set(dilation)) == 1
+    if square:
+        state.kernel, state.dilation = int(kernel[0]), int(dilation[0])
+
+
+def _read_conv(state: UnitState) -> None:
+    conv = state.replaced[0]
+    weight = conv.weights["weight"]
+    state.groups = int(conv.attrs["groups"])
+    state.bias = "bias" in conv.weights
+    _conv_geometry(state, conv, int(weight.shape[1]) * state.groups, int(weight.shape[0]))
+    if weight.dim() == 4 and state.groups == 1 and tuple(weight.shape[2:]) == (1, 1):
+        state.full_rank = min(state.c_in, state.c_out)
+
+
+def _read_separable(state: UnitState) -> None:
+    depthwise, pointwise = state.replaced
+    state.bias = "bias" in pointwise.weights
+    channels = int(depthwise.weights["weight"].shape[0])
+    _conv_geometry(state, depthwise, channels, int(pointwise.weights["weight"].shape[0]))
+
+
+def _read_linear(state: UnitState) -> None:
+    weight = state.replaced[0].weights["weight"]
+    state.c_out, state.c_in = int(weight.shape[0]), int(weight.shape[1])
+    state.bias = "bias" in state.replaced[0].weights
+    state.positions = numel(state.replaced[0].output.shape) // max(state.c_out, 1)
+    state.full_rank = min(state.c_in, state.c_out)
+
+
+def _read_lowrank(state: UnitState) -> None:
+    reduce, expand = state.replaced
+    state.c_in = int(reduce.weights["weight"].shape[1])
+    state.c_out = int(expand.weights["weight"].shape[0])
+    state.bias = "bias" in expand.weights
+    state.positions = numel(expand.output.shape) // max(state.c_out, 1)
+    state.full_rank = int(reduce.meta["natopt.full_rank"])
+    state.divisor = int(reduce.meta["natopt.divisor"])
+    if reduce.op == "Conv":
+        state.stride = _per_dim(reduce.attrs["stride"], 2)
+        state.padding = _per_dim(reduce.attrs["padding"], 2)
+
+
+def _read_pool(state: UnitState) -> None:
+    pool = state.replaced[0]
+    channels = int((pool.inputs[0].shape or (0, 0))[1])
+    _conv_geometry(state, pool, channels, channels)
+
+
+_READERS: dict[str, Callable[[UnitState], None]] = {
+    "conv": _read_conv,
+    "sep_conv": _read_separable,
+    "dil_sep_conv": _read_separable,
+    "linear": _read_linear,
+    "lowrank": _read_lowrank,
+    "max_pool": _read_pool,
+    "avg_pool": _read_pool,
+}
+
+
+def _family_and_replaced(unit: Unit) -> tuple[str, list[Node]]:
+    if unit.kind == "branch":
+        return "branch", []
+    family = unit.main.meta.get(OP_META)
+    if family in COMPOSITE_PARTS:
+        parts = {n.meta.get(PART_META): n for n in unit.nodes if n.meta.get(OP_META) == family}
+        wanted = COMPOSITE_PARTS[family]
+        if set(parts) != set(wanted):
+            return "other", []
+        first, second = parts[wanted[0]], parts[wanted[1]]
+        if first.output.uses != [(second, 0)]:
+            return "other", []
+        return family, [first, second]
+    family = _OP_FAMILY.get(unit.main.op, "other")
+    if family == "conv" and unit.main.weights["weight"].dim() != 4:
+        family = "other"
+    return family, [unit.main] if family != "other" else []
+
+
+def unit_state(unit: Unit) -> UnitState:
+    """Read ``unit``'s family, geometry and costs (no graph copy, no shape inference)."""
+    family, replaced = _family_and_replaced(unit)
+    state = UnitState(unit, family, replaced)
+    for node in replaced:
+        state.cost = state.cost + node_cost(node)
+    for node in unit.nodes:
+        state.total = state.total + node_cost(node)
+    reader = _READERS.get(family)
+    if reader is not None:
+        reader(state)
+    return state
+
+
+def transition_units(graph: Graph) -> list[Unit]:
+    """``find_units(graph)`` with the two halves of each composite unit merged into one.
+
+    The merged unit is named by ``natopt.unit``, keeps the first half as ``main``, the union
+    of both halves' nodes, the first half's input and the second half's output.
+    """
+    units = find_units(graph)
+    groups: dict[str, list[Unit]] = {}
+    order: list[Unit | str] = []
+    for unit in units:
+        tag = unit.main.meta.get(UNIT_META) if unit.kind != "branch" else None
+        if tag is None:
+            order.append(unit)
+            continue
+        if tag not in groups:
+            order.append(tag)
+        groups.setdefault(tag, []).append(unit)
+    position = {id(n): i for i, n in enumerate(graph.nodes)}
+    merged: list[Unit] = []
+    for item in order:
+        if isinstance(item, Unit):
+            merged.append(item)
+            continue
+        parts = groups[item]
+        nodes = sorted(
+            {id(n): n for p in parts for n in p.nodes}.values(), key=lambda n: position[id(n)]
+        )
+        merged.append(
+            Unit(item, parts[0].kind, parts[0].main, nodes, parts[0].input, parts[-1].output)
+        )
+    return merged
+
+
+def dense_weight(state: UnitState) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The unit's replaced op as one dense weight (``[O, I/g, k, k]`` or ``[O, I]``) and bias.
+
+    Separable: ``W[o, c] = P[o, c] · D[c]``; low-rank: ``W = expand @ reduce``.
+    """
+    last = state.replaced[-1]
+    bias = last.weights.get("bias")
+    if state.family in ("sep_conv", "dil_sep_conv"):
+        depthwise = state.replaced[0].weights["weight"]  # [C, 1, k, k]
+        pointwise = last.weights["weight"]  # [O, C, 1, 1]
+        return pointwise * depthwise[:, 0][None], bias
+    if state.family == "lowrank":
+        reduce = state.replaced[0].weights["weight"]
+        expand = last.weights["weight"]
+        dense = expand.reshape(expand.shape[0], -1) @ reduce.reshape(reduce.shape[0], -1)
+        return dense.reshape(expand.shape[0], -1, *reduce.shape[2:]), bias
+    return state.replaced[0].weights["weight"], bias

@@ -1,0 +1,182 @@
+"""Type, kernel and low-rank targets: which op a unit may become, with what geometry and cost.
+
+One rule per target op (``TARGET_RULES``, keyed by ``Transition.op``) returns either a
+``Target`` (the replacement's kernel, dilation, padding, rank and its cost) or a reason string
+saying why the transition is invalid. Rules, in the NAT++ two-level order:
+
+- type level: ``conv -> sep_conv -> dil_sep_conv -> pooling`` (each family may go only to
+  itself or below: ``FROM`` lists the families each target accepts); separable targets only
+  from a dense conv (``groups = 1``) or a separable one; pooling only where ``C_in == C_out``.
+- kernel level: the target kernel is odd and at most the unit's; the same family requires a
+  strictly smaller kernel; a type change that also shrinks the kernel needs the ``kernel``
+  level in the vocabulary (``kernel_level``).
+- geometry: stride is kept and the padding becomes ``p' = p − (d(k−1) − d'(k'−1)) / 2`` per
+  dim, which keeps every output size exactly (the output size depends on ``2p − d(k−1)``
+  only); invalid when ``p'`` is negative or not an integer (pooling also needs
+  ``p' <= k'//2``). Dilation: ``conv``/``sep_conv`` keep the unit's base dilation ``d₀``,
+  ``dil_sep_conv`` uses ``2·d₀``, pooling 1.
+- low rank: from ``linear``, a dense 1x1 ``conv`` or a ``lowrank`` unit with a smaller
+  divisor; ``rank = full_rank // divisor >= 1``.
+- cost: the target's MACs and parameters (computed arithmetically from the unit's channels
+  and output positions) are both at most the replaced op's, and (MACs, params) strictly
+  smaller lexicographically.
+
+Costs (P output positions, bias b = 1 when the replaced op had one, r rank):
+conv ``P·O·(I/g)·k'²`` MACs, ``O·(I/g)·k'² + b·O`` params; separable ``P·(I·k'² + I·O)``,
+``I·k'² + I·O + b·O``; pooling 0, 0; low rank ``P·r·(I + O)``, ``r·(I + O) + b·O``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from natopt.ir import Cost
+from natopt.passes.transitions.state import UnitState
+from natopt.passes.transitions.vocabulary import Transition
+
+__all__ = ["Target", "TARGET_RULES", "FROM", "target_for", "cheaper"]
+
+FROM: dict[str, frozenset[str]] = {
+    "conv": frozenset({"conv"}),
+    "sep_conv": frozenset({"conv", "sep_conv"}),
+    "dil_sep_conv": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
+    "max_pool": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
+    "avg_pool": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
+    "lowrank": frozenset({"conv", "linear", "lowrank"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A valid type/kernel/low-rank target of one unit, ready for ``rewrite``."""
+
+    entry: Transition
+    cost: Cost
+    kernel: int | None = None
+    dilation: int = 1
+    padding: tuple[int, ...] = ()
+    rank: int | None = None
+
+
+def cheaper(target: Cost, current: Cost) -> bool:
+    """No more MACs and no more parameters, and strictly less in (MACs, params) order."""
+    return (
+        target.macs <= current.macs
+        and target.params <= current.params
+        and (target.macs, target.params) < (current.macs, current.params)
+    )
+
+
+def _base_dilation(state: UnitState) -> int:
+    return state.dilation // 2 if state.family == "dil_sep_conv" else state.dilation
+
+
+def _padding(state: UnitState, kernel: int, dilation: int) -> tuple[int, ...] | str:
+    twice = state.dilation * (state.kernel - 1) - dilation * (kernel - 1)  # type: ignore[operator]
+    if twice % 2:
+        return f"padding cannot keep the output size (kernel {kernel}, dilation {dilation})"
+    padding = tuple(p - twice // 2 for p in state.padding)
+    if min(padding) < 0:
+        return f"the unit's padding {state.padding} is too small for kernel {kernel}"
+    return padding
+
+
+def _kernel_check(state: UnitState, entry: Transition, kernel_level: bool) -> str | None:
+    if state.family not in FROM[entry.op]:
+        return f"a {state.family} unit cannot become {entry.op}"
+    if state.kernel is None:
+        return "the unit is not a 2-D convolution with a square odd kernel"
+    k = entry.kernel or 0
+    if k > state.kernel:
+        return f"kernel {k} is larger than the unit's {state.kernel}"
+    if k == state.kernel and state.family == entry.op:
+        return "the same op with the same kernel is 'keep'"
+    if k < state.kernel and state.family != entry.op and not kernel_level:
+        return "a kernel change needs the 'kernel' level in the vocabulary"
+    return None
+
+
+def _priced(state: UnitState, target: Target) -> Target | str:
+    if not cheaper(target.cost, state.cost):
+        return (
+            f"{target.entry.name} costs {target.cost.macs} MACs / {target.cost.params} params, "
+            f"not below the unit's {state.cost.macs} / {state.cost.params}"
+        )
+    return target
+
+
+def _conv(state: UnitState, entry: Transition, kernel_level: bool) -> Target | str:
+    reason = _kernel_check(state, entry, kernel_level)
+    if reason:
+        return reason
+    k = entry.kernel or 1
+    padding = _padding(state, k, state.dilation)
+    if isinstance(padding, str):
+        return padding
+    weights = state.c_out * (state.c_in // state.groups) * k * k
+    cost = Cost(weights + state.bias * state.c_out, state.positions * weights)
+    return _priced(state, Target(entry, cost, k, state.dilation, padding))
+
+
+def _separable(state: UnitState, entry: Transition, kernel_level: bool) -> Target | str:
+    reason = _kernel_check(state, entry, kernel_level)
+    if reason:
+        return reason
+    if state.groups != 1:
+        return f"separable targets need a dense conv (groups 1), the unit has groups {state.groups}"
+    k = entry.kernel or 1
+    dilation = _base_dilation(state) * (2 if entry.op == "dil_sep_conv" else 1)
+    padding = _padding(state, k, dilation)
+    if isinstance(padding, str):
+        return padding
+    per_position = state.c_in * k * k + state.c_in * state.c_out
+    cost = Cost(per_position + state.bias * state.c_out, state.positions * per_position)
+    return _priced(state, Target(entry, cost, k, dilation, padding))
+
+
+def _pool(state: UnitState, entry: Transition, kernel_level: bool) -> Target | str:
+    reason = _kernel_check(state, entry, kernel_level)
+    if reason:
+        return reason
+    if state.c_in != state.c_out:
+        return f"pooling keeps channels, the unit maps {state.c_in} to {state.c_out}"
+    k = entry.kernel or 1
+    padding = _padding(state, k, 1)
+    if isinstance(padding, str):
+        return padding
+    if max(padding) > k // 2:
+        return f"pooling padding {padding} exceeds half the kernel {k}"
+    return _priced(state, Target(entry, Cost(), k, 1, padding))
+
+
+def _lowrank(state: UnitState, entry: Transition, kernel_level: bool) -> Target | str:
+    if state.family not in FROM["lowrank"] or state.full_rank is None:
+        return "low rank needs a linear, a dense 1x1 conv or a low-rank unit"
+    divisor = entry.divisor or 1
+    if divisor <= state.divisor:
+        return f"the unit already has rank full/{state.divisor}"
+    rank = state.full_rank // divisor
+    if rank < 1:
+        return f"rank {state.full_rank}//{divisor} is 0"
+    per_position = rank * (state.c_in + state.c_out)
+    cost = Cost(per_position + state.bias * state.c_out, state.positions * per_position)
+    return _priced(state, Target(entry, cost, padding=state.padding, rank=rank))
+
+
+TARGET_RULES: dict[str, Callable[[UnitState, Transition, bool], Target | str]] = {
+    "conv": _conv,
+    "sep_conv": _separable,
+    "dil_sep_conv": _separable,
+    "max_pool": _pool,
+    "avg_pool": _pool,
+    "lowrank": _lowrank,
+}
+
+
+def target_for(state: UnitState, entry: Transition, kernel_level: bool = True) -> Target | str:
+    """The target ``entry`` gives ``state``'s unit, or why it is invalid."""
+    rule = TARGET_RULES.get(entry.op)
+    if rule is None:
+        return f"{entry.op} is not a type, kernel or low-rank transition"
+    return rule(state, entry, kernel_level)

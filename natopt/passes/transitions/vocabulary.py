@@ -1,0 +1,136 @@
+"""The fixed global vocabulary of transitions: one policy logit per entry.
+
+Every unit of every graph is scored against the same ordered list of entries, so a policy can
+emit a ``[units, len(vocabulary)]`` logit matrix and the validity mask (``TransitionMask``)
+switches off what a unit cannot do. An entry says what a unit becomes:
+
+| level   | entries                                        | target                      |
+| ------- | ---------------------------------------------- | --------------------------- |
+| depth   | keep, skip, null                               | itself, identity, zero      |
+| kernel  | conv_7x7, conv_5x5, conv_3x3, conv_1x1         | same conv, smaller kernel   |
+| type    | sep_conv_{7,5,3}, dil_sep_conv_{5,3} (kxk),    | depthwise-separable conv,   |
+|         | max_pool_3x3, avg_pool_3x3                     | dilated separable, pooling  |
+| lowrank | lowrank_1_2, lowrank_1_4, lowrank_1_8          | rank = full rank // divisor |
+
+Levels combine (NAT++): a type entry may also shrink the kernel (conv 5x5 -> sep_conv_3x3)
+only when the vocabulary also holds the ``kernel`` level; otherwise it keeps the unit's kernel.
+``restrict(levels)`` gives the smaller spaces: ``SPACES["nat"]`` (keep/skip/null, NAT),
+``SPACES["nat++"]`` (depth + type + kernel) and ``SPACES["full"]`` (all levels). A new level
+(``width``) is one more block of entries here, one rule in ``targets.TARGET_RULES`` and one
+rewrite in ``rewrite.REWRITES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+__all__ = [
+    "LEVELS",
+    "Transition",
+    "Vocabulary",
+    "VOCABULARY",
+    "SPACES",
+    "vocabulary_for",
+]
+
+LEVELS = ("depth", "type", "kernel", "lowrank", "width")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One vocabulary entry.
+
+    ``op`` is what the unit becomes ("keep", "skip", "null", "conv", "sep_conv",
+    "dil_sep_conv", "max_pool", "avg_pool", "lowrank"); ``kernel`` the target kernel size per
+    spatial dim (conv-like and pooling targets); ``divisor`` the reduction of a dimension (the
+    rank for "lowrank": full rank // divisor).
+    """
+
+    name: str
+    level: str
+    op: str
+    kernel: int | None = None
+    divisor: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"Transition {self.name}: level {self.level!r} not in {LEVELS}")
+
+
+def _entries() -> tuple[Transition, ...]:
+    depth = [Transition(op, "depth", op) for op in ("keep", "skip", "null")]
+    kernel = [Transition(f"conv_{k}x{k}", "kernel", "conv", k) for k in (7, 5, 3, 1)]
+    typed = [Transition(f"sep_conv_{k}x{k}", "type", "sep_conv", k) for k in (7, 5, 3)]
+    typed += [Transition(f"dil_sep_conv_{k}x{k}", "type", "dil_sep_conv", k) for k in (5, 3)]
+    typed += [Transition(f"{op}_3x3", "type", op, 3) for op in ("max_pool", "avg_pool")]
+    lowrank = [Transition(f"lowrank_1_{d}", "lowrank", "lowrank", divisor=d) for d in (2, 4, 8)]
+    return (*depth, *kernel, *typed, *lowrank)
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """An ordered, immutable list of transitions; ``keep`` is always entry 0."""
+
+    entries: tuple[Transition, ...]
+
+    def __post_init__(self) -> None:
+        if not self.entries or self.entries[0].name != "keep":
+            raise ValueError("Vocabulary: the first entry must be 'keep'")
+        names = [e.name for e in self.entries]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Vocabulary: duplicate entry names in {names}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.entries)
+
+    @property
+    def levels(self) -> frozenset[str]:
+        return frozenset(e.level for e in self.entries)
+
+    def index(self, name: str) -> int:
+        for i, entry in enumerate(self.entries):
+            if entry.name == name:
+                return i
+        raise KeyError(f"transition {name!r} is not in the vocabulary; known: {self.names}")
+
+    def get(self, name: str) -> Transition:
+        return self.entries[self.index(name)]
+
+    def restrict(self, levels: Iterable[str]) -> Vocabulary:
+        """The sub-vocabulary of the given levels (``depth`` is always kept), order preserved."""
+        wanted = {*levels, "depth"}
+        unknown = wanted - set(LEVELS)
+        if unknown:
+            raise ValueError(f"Vocabulary.restrict: unknown level(s) {sorted(unknown)}; {LEVELS}")
+        return Vocabulary(tuple(e for e in self.entries if e.level in wanted))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Transition]:
+        return iter(self.entries)
+
+    def __getitem__(self, i: int) -> Transition:
+        return self.entries[i]
+
+
+VOCABULARY = Vocabulary(_entries())
+SPACES: dict[str, Vocabulary] = {
+    "nat": VOCABULARY.restrict(["depth"]),
+    "nat++": VOCABULARY.restrict(["depth", "type", "kernel"]),
+    "full": VOCABULARY,
+}
+
+
+def vocabulary_for(space: str | Vocabulary) -> Vocabulary:
+    """The vocabulary named ``space`` ("nat", "nat++", "full"), or ``space`` itself."""
+    if isinstance(space, Vocabulary):
+        return space
+    try:
+        return SPACES[space]
+    except KeyError:
+        raise ValueError(
+            f"unknown transition space {space!r}; choose one of {sorted(SPACES)}"
+        ) from None
