@@ -233,7 +233,9 @@ class Graph:
         new.meta = dict(self.meta)
         new._node_names = set(self._node_names)
         new._value_names = set(self._value_names)
-        new._counter = itertools.count(next(self._counter))
+        start = next(self._counter)  # reading the counter advances it: put it back
+        self._counter = itertools.count(start)
+        new._counter = itertools.count(start)
         mapping: dict[int, Value] = {}
         for value in self.inputs:
             mapping[id(value)] = Value(value.name, value.shape, value.dtype)
