@@ -104,8 +104,8 @@ def ridge_refit(features: Tensor, targets: Tensor, init: Tensor, alpha: float = 
 
 def relative_error(approx: Tensor, reference: Tensor) -> float:
     """``‖approx − reference‖_F / ‖reference‖_F`` (0 when both are zero)."""
-    ref = float(torch.linalg.vector_norm(reference.double()))
-    diff = float(torch.linalg.vector_norm((approx - reference).double()))
+    ref = float(torch.linalg.vector_norm(reference.detach().double()))
+    diff = float(torch.linalg.vector_norm((approx - reference).detach().double()))
     if ref == 0.0:
         return 0.0 if diff == 0.0 else float("inf")
     return diff / ref
