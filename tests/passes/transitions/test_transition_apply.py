@@ -10,6 +10,7 @@ from natopt.errors import PlanError
 from natopt.ir import Graph, format_graph, graph_cost, run_graph
 from natopt.passes.transitions import Plan, apply_plan, compute_mask
 from natopt.passes.transitions.inherit import relative_error
+from natopt.passes.transitions.targets import target_for
 
 
 def _out(graph: Graph, x: torch.Tensor) -> torch.Tensor:
@@ -150,3 +151,25 @@ def test_calibration_errors_for_every_kind(residual_graph: Graph) -> None:
         assert report.errors[unit] <= report.inherited_errors[unit] + 1e-6
     assert report.errors["block2.conv_a"] == report.inherited_errors["block2.conv_a"]
     assert apply_plan(residual_graph, plan).meta["transitions"].errors == {}
+
+
+def test_mask_costs_match_the_rewritten_graphs(residual_graph: Graph, builder) -> None:
+    b = builder()
+    h = b.conv(b.x, 8, 5, source="c5")
+    h = b.conv(h, 16, 1, stride=2, source="c1")
+    graphs = [residual_graph, b.done(b.conv(h, 16, 3, groups=4, source="grouped"))]
+    checked = 0
+    for graph in graphs:
+        mask = compute_mask(graph)
+        before = graph_cost(graph)
+        for row, state in enumerate(mask.states):
+            for name in mask.valid_names(row):
+                entry = mask.vocabulary.get(name)
+                if entry.level == "depth":
+                    continue
+                target = target_for(state, entry)
+                after = graph_cost(apply_plan(graph, {state.unit.name: name}))
+                assert before.params - after.params == state.cost.params - target.cost.params
+                assert before.macs - after.macs == state.cost.macs - target.cost.macs
+                checked += 1
+    assert checked > 25
