@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch.fx as fx
 from torch import nn
 from torch.export import ExportedProgram
 
@@ -21,6 +22,7 @@ from natopt.frontends.torch.export import (
     export_module,
     reason,
 )
+from natopt.frontends.torch.graph_module import lift_graph_module, lift_torch_level
 from natopt.frontends.torch.program import lift_program
 from natopt.ir import Graph, infer_shapes, verify
 
@@ -44,6 +46,8 @@ def lift_torch(
     """
     if isinstance(model, ExportedProgram):
         graph = lift_program(model, name or "exported_program")
+    elif isinstance(model, fx.GraphModule):
+        graph = lift_graph_module(model, example_inputs, dynamic_batch, name or "graph_module")
     elif isinstance(model, nn.Module):
         graph = _lift_module(model, example_inputs, dynamic_batch, name or type(model).__name__)
     else:
@@ -57,11 +61,28 @@ def lift_torch(
 
 
 def _lift_module(model: nn.Module, example_inputs: Any, dynamic_batch: bool, name: str) -> Graph:
+    """Export in eval mode; where export fails (and the inputs fit), symbolic_trace instead."""
     inputs = as_input_tuple(model, example_inputs)
     with eval_mode(model):
         try:
             program = export_module(model, inputs, dynamic_batch=dynamic_batch)
-        except Exception as exc:
+        except Exception as export_error:
             check_inputs_fit(model, inputs)
-            raise FrontendError(f"{type(model).__name__} does not export: {reason(exc)}") from exc
+            if dynamic_batch:
+                raise FrontendError(
+                    f"dynamic_batch needs torch.export, which failed for {name}: "
+                    f"{reason(export_error)}"
+                ) from export_error
+            return _lift_traced(model, inputs, name, export_error)
     return lift_program(program, name)
+
+
+def _lift_traced(model: nn.Module, inputs: tuple, name: str, export_error: Exception) -> Graph:
+    try:
+        traced = fx.symbolic_trace(model)
+    except Exception as trace_error:
+        raise FrontendError(
+            f"{name} neither exports ({reason(export_error)}) nor traces with "
+            f"torch.fx.symbolic_trace ({reason(trace_error)}); make its forward traceable"
+        ) from trace_error
+    return lift_torch_level(traced, inputs, name)

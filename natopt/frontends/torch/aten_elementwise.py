@@ -60,6 +60,8 @@ def softmax(op: str):
     def adapter(cx: LiftContext, a: Args) -> Node:
         if a.get("dtype") is not None or a.get("half_to_float", False):
             raise NotLiftable("softmax with a dtype change")
+        if a.get("dim") is None:
+            raise NotLiftable("softmax without a dim")
         return cx.add(op, [cx.value(a["self"])], {"axis": int(a["dim"])})
 
     adapter.__name__ = f"softmax_{op}"

@@ -171,8 +171,12 @@ def unbind(cx: LiftContext, a: Args) -> list[Value]:
     return [cx.add("Squeeze", [p], {"axes": (axis,)}).output for p in pieces]
 
 
+def _first(a: Args) -> Any:
+    return next(iter(a.values()))
+
+
 def identity(cx: LiftContext, a: Args) -> Node:
-    return cx.add("Identity", [cx.value(next(iter(a.values())))])
+    return cx.add("Identity", [cx.value(_first(a))])
 
 
 def cast(cx: LiftContext, a: Args) -> Node:
@@ -186,7 +190,7 @@ def cast(cx: LiftContext, a: Args) -> Node:
 
 def dropout(cx: LiftContext, a: Args) -> Node:
     cx.require_first_output_only()
-    return cx.add("Dropout", [cx.value(a["input"])], {"p": float(a["p"])})
+    return cx.add("Dropout", [cx.value(_first(a))], {"p": float(a["p"])})
 
 
 def pad(cx: LiftContext, a: Args) -> Node:

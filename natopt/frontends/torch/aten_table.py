@@ -15,6 +15,7 @@ import torch
 from natopt.frontends.torch.aten_elementwise import ELEMENTWISE_ADAPTERS
 from natopt.frontends.torch.aten_nn import NN_ADAPTERS
 from natopt.frontends.torch.aten_shape import PARAM_VIEWS, SHAPE_ADAPTERS
+from natopt.frontends.torch.context import NotLiftable
 
 __all__ = ["ATEN_TABLE", "PARAM_VIEWS", "bind_schema", "mutates_first_argument"]
 
@@ -26,10 +27,16 @@ _MISSING = object()
 def bind_schema(target: torch._ops.OpOverload, args: tuple, kwargs: dict) -> dict[str, Any]:
     """The call's arguments by schema name, in schema order, defaults filled.
 
-    A required argument the call does not give is left out (the adapter decides).
+    A required argument the call does not give is left out (the adapter decides); arguments
+    the schema does not have are ``NotLiftable``.
     """
+    schema = target._schema.arguments
+    positional = [a for a in schema if not a.kwarg_only]
+    unknown = set(kwargs) - {a.name for a in schema}
+    if len(args) > len(positional) or unknown:
+        raise NotLiftable(f"arguments do not match the schema of {target}")
     bound: dict[str, Any] = {}
-    for i, arg in enumerate(target._schema.arguments):
+    for i, arg in enumerate(schema):
         if i < len(args) and not arg.kwarg_only:
             value = args[i]
         elif arg.name in kwargs:

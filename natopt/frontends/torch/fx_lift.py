@@ -20,7 +20,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sympy
 import torch
@@ -33,6 +33,7 @@ from natopt.frontends.torch.aten_table import (
     bind_schema,
     mutates_first_argument,
 )
+from natopt.frontends.torch.callables import TensorResults
 from natopt.frontends.torch.context import LiftContext, NotLiftable, ParamRef, SymDim
 from natopt.ir import InputRef, Node, Value
 from natopt.ir.types import from_torch_dtype
@@ -49,7 +50,13 @@ class Call:
     kwargs: dict[str, Any]
 
 
-Normaliser = Callable[[fx.Node, Call], Call]
+class Normaliser(Protocol):
+    """Rewrites torch-level calls: ``to_aten`` gives the ATen call (or ``None``), ``opaque``
+    the call an Opaque node keeps when there is none."""
+
+    def to_aten(self, node: fx.Node, call: Call) -> Call | None: ...
+
+    def opaque(self, node: fx.Node, call: Call) -> Call: ...
 
 
 def meta_val(node: fx.Node) -> Any:
@@ -86,23 +93,25 @@ class FxWalker:
         env: dict[fx.Node, Any],
         sym: Callable[[Any], int | SymDim | None],
         normalise: Normaliser | None = None,
+        vals: dict[fx.Node, Any] | None = None,
     ) -> None:
         self.cx = cx
         self.env = env
         self.sym = sym
         self.normalise = normalise
+        self.vals = vals
 
     # ---- the walk ---------------------------------------------------------------------
     def run(self, graph: fx.Graph) -> list[Any]:
-        """Lift every node; returns the lifted values of the output node's arguments."""
+        """Lift every node; returns the lifted leaves of the output node's arguments."""
         for node in graph.nodes:
             if node.op in ("placeholder", "get_attr"):
                 if node not in self.env:
                     raise FrontendError(f"fx node {node.name} ({node.op}) is not bound")
             elif node.op == "output":
-                outputs = node.args[0]
-                flat = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-                return [self._read(o) for o in flat]
+                leaves: list[Any] = []
+                fx.node.map_aggregate(self._read(node.args[0]), leaves.append)
+                return leaves
             else:
                 self.env[node] = self._lift_node(node)
         raise FrontendError("the fx graph has no output node")
@@ -111,7 +120,7 @@ class FxWalker:
         return fx.node.map_aggregate(arg, lambda a: self.env[a] if isinstance(a, fx.Node) else a)
 
     def _lift_node(self, node: fx.Node) -> Any:
-        val = meta_val(node)
+        val = meta_val(node) if self.vals is None else self.vals.get(node)
         if val is not None and not _has_tensor(val):
             return self._python_value(val)
         if val is None and not node.users:
@@ -119,33 +128,35 @@ class FxWalker:
         call = Call(node.target, self._read(node.args), self._read(dict(node.kwargs)))
         if node.target is operator.getitem and isinstance(call.args[0], (list, tuple)):
             return call.args[0][call.args[1]]
+        fallback = call
         if self.normalise is not None:
-            call = self.normalise(node, call)
-        if call.target is operator.getitem and isinstance(call.args[0], (list, tuple)):
-            return call.args[0][call.args[1]]
+            fallback = self.normalise.opaque(node, call)
+            call = self.normalise.to_aten(node, call) or fallback
         self.cx.fx_node, self.cx.name_hint = node, node.name
-        result = self._lift_call(node, call, val)
+        result = self._lift_call(node, call, val, fallback)
         self._fill_shapes(result, val)
         if mutates_first_argument(call.target) and isinstance(node.args[0], fx.Node):
             self.env[node.args[0]] = result
         return result
 
-    def _lift_call(self, node: fx.Node, call: Call, val: Any) -> Any:
+    def _lift_call(self, node: fx.Node, call: Call, val: Any, fallback: Call) -> Any:
         adapter = ATEN_TABLE.get(call.target)
         if adapter is not None:
-            bound = bind_schema(call.target, call.args, call.kwargs)
-            if call.target in PARAM_VIEWS and _all_stored(bound):
-                return _fold(call)
             try:
+                bound = bind_schema(call.target, call.args, call.kwargs)
+                if call.target in PARAM_VIEWS and _all_stored(bound):
+                    return _fold(call)
                 return _as_result(adapter(self.cx, bound), val)
             except NotLiftable as why:
                 node.meta["natopt_opaque_reason"] = str(why)
-        return _as_result(lift_opaque(self.cx, call, val), val)
+        return lift_opaque(self.cx, fallback, val)
 
     def _python_value(self, val: Any) -> Any:
         """A size or other non-tensor result: ints stay ints, SymInts become SymDims."""
-        if isinstance(val, (list, tuple)):
-            return type(val)(self._python_value(v) for v in val)
+        if isinstance(val, list):
+            return [self._python_value(v) for v in val]
+        if isinstance(val, tuple):
+            return tuple(self._python_value(v) for v in val)
         if isinstance(val, torch.SymInt):
             return self.sym(val)
         if isinstance(val, (torch.SymFloat, torch.SymBool)):
@@ -168,8 +179,12 @@ class FxWalker:
                 value.dtype = from_torch_dtype(example.dtype)
 
 
-def lift_opaque(cx: LiftContext, call: Call, val: Any) -> Node:
-    """``Opaque`` node: the callable with every tensor argument replaced by ``InputRef(i)``."""
+def lift_opaque(cx: LiftContext, call: Call, val: Any) -> Value | tuple:
+    """``Opaque`` node: the callable with every tensor argument replaced by ``InputRef(i)``.
+
+    A result tuple that holds non-tensors keeps only its tensors as outputs
+    (``TensorResults``); the others keep their example values.
+    """
     inputs: list[Value] = []
 
     def template(x: Any) -> Any:
@@ -188,9 +203,16 @@ def lift_opaque(cx: LiftContext, call: Call, val: Any) -> Node:
         return x
 
     args, kwargs = template(tuple(call.args)), template(dict(call.kwargs))
-    count = len(val) if isinstance(val, (list, tuple)) else 1
-    attrs = {"target": call.target, "args": args, "kwargs": kwargs, "num_outputs": count}
-    return cx.add("Opaque", inputs, attrs)
+    if not isinstance(val, (list, tuple)):
+        attrs = {"target": call.target, "args": args, "kwargs": kwargs, "num_outputs": 1}
+        return cx.add("Opaque", inputs, attrs).output
+    positions = tuple(i for i, v in enumerate(val) if isinstance(v, torch.Tensor))
+    target = call.target
+    if len(positions) != len(val) or len(positions) == 1:
+        target = TensorResults(target, positions)
+    attrs = {"target": target, "args": args, "kwargs": kwargs, "num_outputs": len(positions)}
+    outputs = iter(cx.add("Opaque", inputs, attrs).outputs)
+    return tuple(next(outputs) if i in positions else v for i, v in enumerate(val))
 
 
 def _as_result(result: Node | Value | list, val: Any) -> Any:
