@@ -91,7 +91,7 @@ def finetune(
         loss.backward()
         optimizer.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if progress is not None:
             progress(step + 1, config.steps, losses[-1])
     module.eval()

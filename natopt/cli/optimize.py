@@ -1,0 +1,242 @@
+"""``natopt optimize``: search, fine-tune and export a cheaper model, with the evidence.
+
+    natopt optimize model.onnx -o model.opt.onnx --data data.npz [--budget macs=0.6]
+    natopt optimize --example
+
+Prints a progress bar per phase, then a before/after table and the plan; ``--report`` writes
+the same as JSON and ``--save-plan`` the plan, each file whole or not at all. The input model
+is never written to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from natopt.errors import NatoptError, PlanError
+from natopt.passes.transitions import Plan
+from natopt.pipeline.budget import Budget
+from natopt.pipeline.finetune import FinetuneConfig
+from natopt.pipeline.optimize import SEARCHES, OptimizeConfig, optimize
+
+__all__ = ["register", "run", "format_comparison"]
+
+NAME = "optimize"
+EXAMPLE_BUDGET = "macs=0.7"
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        NAME,
+        parents=[common],
+        help="optimise a trained model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", nargs="?", help="ONNX file or Python module:attr")
+    p.add_argument("-o", "--output", help="where to write the optimised ONNX model")
+    p.add_argument("--data", help=".npz with inputs (model input names or x), labels y")
+    p.add_argument(
+        "--example",
+        action="store_true",
+        help="run on the built-in MNIST example (model and data ship with natopt)",
+    )
+    p.add_argument("--search", choices=SEARCHES, default="nat")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--objective",
+        choices=["accuracy"],
+        help="NAT's objective: best quality, never costlier (the default)",
+    )
+    group.add_argument("--budget", help="METRIC=FRACTION of the original: macs, params, latency")
+    p.add_argument(
+        "--space",
+        choices=["nat", "nat++", "full"],
+        default="nat++",
+        help="transition vocabulary (nat: keep/skip/null; nat++: + type and kernel)",
+    )
+    p.add_argument("--transitions", help="restrict to levels, e.g. depth,kernel,lowrank")
+    p.add_argument("--evaluations", type=int, default=48, help="plan evaluations (budget)")
+    p.add_argument("--candidates", type=int, default=6, help="plans validated at the end (K)")
+    p.add_argument("--finetune-steps", type=int, default=300)
+    p.add_argument(
+        "--shared-steps",
+        type=int,
+        default=0,
+        help="shared-weight training steps per sampled plan during the search",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plan", help="apply this saved plan (JSON) instead of searching")
+    p.add_argument("--save-plan", help="write the chosen plan as JSON")
+    p.add_argument("--report", help="write the before/after report as JSON")
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        help="example input shape for module:attr models, e.g. 1,3,224,224",
+    )
+    p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _example_files() -> tuple[Path, Path]:
+    root = resources.files("natopt") / "data"
+    return Path(str(root / "example_mnist.onnx")), Path(str(root / "example_mnist.npz"))
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _outputs(args: argparse.Namespace, model: str) -> dict[str, Path]:
+    """Output paths, checked before any work: never the input, folders must exist."""
+    inputs = {Path(p).resolve() for p in (model, args.data, args.plan) if p}
+    outputs = {}
+    for flag in ("output", "report", "save_plan"):
+        value = getattr(args, flag)
+        if not value:
+            continue
+        path = Path(value)
+        if path.resolve() in inputs:
+            raise NatoptError(f"--{flag.replace('_', '-')} {value} would overwrite an input file")
+        if not path.parent.is_dir():
+            raise NatoptError(
+                f"--{flag.replace('_', '-')} {value}: folder {path.parent} does not exist"
+            )
+        outputs[flag] = path
+    return outputs
+
+
+def _load_plan(path: str) -> Plan:
+    try:
+        return Plan.from_json(Path(path).read_text())
+    except OSError as exc:
+        raise PlanError(f"cannot read plan file {path}: {exc.strerror}") from None
+
+
+def _config(args: argparse.Namespace) -> OptimizeConfig:
+    budget = args.budget or (EXAMPLE_BUDGET if args.example and not args.objective else None)
+    levels = tuple(x.strip() for x in args.transitions.split(",")) if args.transitions else None
+    if args.evaluations < 1 or args.candidates < 1 or args.finetune_steps < 0:
+        raise NatoptError("--evaluations and --candidates must be >= 1, --finetune-steps >= 0")
+    return OptimizeConfig(
+        search=args.search,
+        budget=Budget.parse(budget) if budget else None,
+        space=args.space,
+        levels=levels,
+        evaluations=args.evaluations,
+        candidates=args.candidates,
+        shared_steps=args.shared_steps,
+        finetune=FinetuneConfig(steps=args.finetune_steps),
+        seed=args.seed,
+        progress=not args.quiet,
+        measure_latency=not args.no_latency,
+        plan=_load_plan(args.plan) if args.plan else None,
+    )
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "int":
+        return f"{value:,}"
+    if kind == "ms":
+        return f"{value:.3f} ms"
+    if kind == "pct":
+        return f"{100 * value:.2f}%"
+    if kind == "bytes":
+        return f"{value / 1024:.1f} KiB"
+    return f"{value:.4f}"
+
+
+def _ratio(before: Any, after: Any) -> str:
+    if not before or after is None:
+        return ""
+    return f"x{after / before:.3f}"
+
+
+def format_comparison(report: dict[str, Any]) -> str:
+    """The before/after table: every figure measured, ratios after/before."""
+    before, after = report["before"], report["after"]
+    metric = before.get("quality_metric", "quality")
+    rows = [
+        ("parameters", "params", "int"),
+        ("MACs (batch 1)", "macs", "int"),
+        ("ONNX size", "size_bytes", "bytes"),
+        (f"latency (onnxruntime, {report.get('provider') or 'not measured'})", "latency_ms", "ms"),
+        (f"quality ({metric}, test split)", "quality", "pct"),
+    ]
+    if "accuracy" in before:
+        rows.append(("accuracy (test split)", "accuracy", "pct"))
+    lines = [f"{'':44} {'before':>16} {'after':>16} {'after/before':>13}"]
+    for label, key, kind in rows:
+        b, a = before.get(key), after.get(key)
+        lines.append(f"{label:44} {_fmt(b, kind):>16} {_fmt(a, kind):>16} {_ratio(b, a):>13}")
+    ops = sorted(set(before["ops"]) | set(after["ops"]))
+    changed = [op for op in ops if before["ops"].get(op, 0) != after["ops"].get(op, 0)]
+    for op in changed:
+        b, a = before["ops"].get(op, 0), after["ops"].get(op, 0)
+        lines.append(f"{'  ' + op + ' ops':44} {b:>16} {a:>16}")
+    latency = report.get("latency")
+    if latency:
+        lines.append(
+            f"speed-up (median of {latency['rounds']} interleaved rounds): "
+            f"{latency['speedup']:.3f}x"
+        )
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in report["times"].items())
+    lines.append(f"time: {times}")
+    return "\n".join(lines)
+
+
+def _format_plan(plan: dict[str, str]) -> str:
+    if not plan:
+        return "plan: keep every unit (no transition helped)"
+    width = max(len(u) for u in plan)
+    return "plan:\n" + "\n".join(f"  {u:<{width}}  -> {t}" for u, t in sorted(plan.items()))
+
+
+def run(args: argparse.Namespace) -> int:
+    from natopt.cli.inspect import load_model
+
+    if args.example:
+        if args.model or args.data:
+            raise NatoptError("--example brings its own model and data; drop MODEL and --data")
+        model_path, data_path = _example_files()
+        model, data = str(model_path), str(data_path)
+    else:
+        if not args.model or not args.data:
+            raise NatoptError("give MODEL and --data DATA.npz (or --example)")
+        model, data = args.model, args.data
+    outputs = _outputs(args, model)
+    config = _config(args)
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    graph = load_model(model, args.input_shape, dynamic_batch=True)
+    baseline = model if Path(model).suffix == ".onnx" else None
+    result = optimize(
+        graph, data, config, output=outputs.get("output"), baseline_onnx=baseline, log=log
+    )
+    report = dict(result.report, model=model)
+    if "report" in outputs:
+        _write_whole(outputs["report"], json.dumps(report, indent=1, default=str) + "\n")
+    if "save_plan" in outputs:
+        _write_whole(outputs["save_plan"], result.plan.to_json() + "\n")
+    print(format_comparison(report))
+    print(_format_plan(result.plan.transitions))
+    if result.onnx_path is not None:
+        print(f"wrote {result.onnx_path}")
+    return 0

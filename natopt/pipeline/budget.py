@@ -1,0 +1,63 @@
+"""Objectives and budgets: what the search maximises and what cost it must stay under.
+
+- ``objective accuracy`` (NAT's own): no plan costs more than the original (the mask already
+  guarantees it); reward = quality gain + ``cost_weight`` x the fraction of MACs saved, a
+  small tie-breaker towards cheaper plans of equal quality.
+- ``budget macs=0.6`` / ``params=0.5`` / ``latency=0.7``: the plan must cost at most that
+  fraction of the original. reward = quality gain + tie-breaker - ``PENALTY`` x the
+  fraction over budget, so a plan over budget always scores below every plan within it.
+  Latency is estimated from MACs until a measured latency table is available.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from natopt.errors import BudgetError
+from natopt.ir import Cost
+
+__all__ = ["Budget", "reward", "PENALTY", "METRICS"]
+
+METRICS = ("macs", "params", "latency")
+PENALTY = 10.0
+
+
+@dataclass(slots=True, frozen=True)
+class Budget:
+    metric: str  # "macs" | "params" | "latency"
+    fraction: float
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        """``"macs=0.6"`` -> Budget("macs", 0.6)."""
+        metric, sep, value = text.partition("=")
+        metric = metric.strip().lower()
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = float("nan")
+        if not sep or metric not in METRICS or not 0.0 < fraction <= 1.0:
+            raise BudgetError(
+                f"cannot read budget {text!r}: write METRIC=FRACTION with METRIC one of "
+                f"{', '.join(METRICS)} and 0 < FRACTION <= 1 (e.g. macs=0.6)"
+            )
+        return cls(metric, fraction)
+
+    def ratio(self, cost: Cost, original: Cost) -> float:
+        """The plan's cost as a fraction of the original's, in this budget's metric."""
+        if self.metric == "params":
+            return cost.params / max(original.params, 1)
+        return cost.macs / max(original.macs, 1)
+
+    def __str__(self) -> str:
+        return f"{self.metric}={self.fraction:g}"
+
+
+def reward(
+    quality_gain: float, cost: Cost, original: Cost, budget: Budget | None, cost_weight: float
+) -> float:
+    saved = 1.0 - cost.macs / max(original.macs, 1)
+    value = quality_gain + cost_weight * saved
+    if budget is not None:
+        value -= PENALTY * max(0.0, budget.ratio(cost, original) - budget.fraction)
+    return value

@@ -1,0 +1,161 @@
+"""The search problem of one model: the canonical graph, its data, and how a plan is scored.
+
+A plan is scored by applying it to the super-network (the canonical graph, whose kept
+weights shared-weight training adapts), refitting every replacement by least squares on
+calibration activations (natopt folds BatchNorm, so this refit stands in for re-estimated
+normalisation statistics: it restores each unit's output directly), and comparing quality
+with the original's on the same samples: reward = quality(alpha) - quality(beta) + cost
+term (``natopt.pipeline.budget``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from natopt.backends import load_weights_into_graph, to_torch
+from natopt.ir import Cost, Graph, graph_cost, run_graph
+from natopt.passes.nat import Evaluation
+from natopt.passes.transitions import TransitionMask, apply_plan
+from natopt.passes.transitions.targets import target_for
+from natopt.pipeline.budget import Budget, reward
+from natopt.pipeline.data import Dataset, Splits
+from natopt.pipeline.finetune import FinetuneConfig, finetune
+from natopt.pipeline.quality import Quality, score
+
+__all__ = ["SearchProblem", "graph_outputs", "strip_keep", "calibration_batches", "cheapest_plan"]
+
+
+def strip_keep(plan: dict[str, str]) -> dict[str, str]:
+    return {unit: t for unit, t in plan.items() if t != "keep"}
+
+
+def graph_outputs(graph: Graph, data: Dataset, batch_size: int = 256) -> torch.Tensor:
+    """The graph's first output on every sample of ``data``."""
+    return torch.cat([run_graph(graph, xs)[0] for xs, _ in data.batches(batch_size)])
+
+
+@dataclass(slots=True)
+class SearchProblem:
+    graph: Graph  # canonical original: never changed
+    mask: TransitionMask
+    splits: Splits
+    budget: Budget | None
+    cost_weight: float
+    calibration: list[list[torch.Tensor]]
+    shared_steps: int = 0
+    seed: int = 0
+    shared: Graph = field(init=False)
+    original_cost: Cost = field(init=False)
+    reference: dict[str, torch.Tensor] = field(init=False)
+    baseline: dict[str, Quality] = field(init=False)
+    evaluated: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.shared = self.graph.copy()
+        self.original_cost = graph_cost(self.graph)
+        parts = {
+            "search": self.splits.search,
+            "val": self.splits.val,
+            "finetune": self.splits.finetune,
+            "test": self.splits.test,
+        }
+        self.reference = {name: graph_outputs(self.graph, d) for name, d in parts.items()}
+        self.baseline = {name: self._score(self.reference[name], name) for name in parts}
+
+    def _data(self, split: str) -> Dataset:
+        return getattr(self.splits, split)
+
+    def _score(self, outputs: torch.Tensor, split: str) -> Quality:
+        labels = self._data(split).labels
+        return score(
+            outputs, self.reference[split], None if labels is None else torch.from_numpy(labels)
+        )
+
+    def build(self, plan: dict[str, str], *, base: Graph | None = None) -> Graph:
+        """The plan applied to ``base`` (default: the shared super-network), refit."""
+        return apply_plan(
+            base or self.shared,
+            strip_keep(plan),
+            calibration=self.calibration,
+            vocabulary=self.mask.vocabulary,
+        )
+
+    def quality(self, graph: Graph, split: str) -> Quality:
+        return self._score(graph_outputs(graph, self._data(split)), split)
+
+    def evaluate(self, plan: dict[str, str], split: str = "search") -> Evaluation:
+        graph = self.build(plan)
+        cost = graph_cost(graph)
+        quality = self.quality(graph, split)
+        gain = quality.quality - self.baseline[split].quality
+        value = reward(gain, cost, self.original_cost, self.budget, self.cost_weight)
+        self.evaluated.append(
+            {
+                "split": split,
+                "quality": quality.quality,
+                "macs": cost.macs,
+                "params": cost.params,
+                "reward": value,
+                "plan": strip_keep(plan),
+            }
+        )
+        return Evaluation(value, quality.quality, cost.macs / max(self.original_cost.macs, 1))
+
+    def validate(self, plan: dict[str, str]) -> Evaluation:
+        return self.evaluate(plan, "val")
+
+    def train_shared(self, plans: list[dict[str, str]]) -> None:
+        """A few distillation steps on each sampled sub-network; kept weights flow back.
+
+        Each plan's module trains ``shared_steps`` steps on the search split; the weights of
+        every node the plan left as it was are then copied back into the super-network, so
+        the shared weights learn to serve many sub-networks (one-shot weight sharing).
+        """
+        if self.shared_steps <= 0:
+            return
+        config = FinetuneConfig(steps=self.shared_steps, batch_size=64, lr=5e-4)
+        for i, plan in enumerate(plans):
+            sub = self.build(plan)
+            module = to_torch(sub)
+            finetune(
+                module, self.splits.search, self.reference["search"], config, seed=self.seed + i
+            )
+            load_weights_into_graph(sub, module)
+            by_name = {n.name: n for n in sub.nodes}
+            for node in self.shared.nodes:
+                twin = by_name.get(node.name)
+                if twin is None or twin.op != node.op or twin.weights.keys() != node.weights.keys():
+                    continue
+                if all(twin.weights[k].shape == w.shape for k, w in node.weights.items()):
+                    node.weights = dict(twin.weights)
+
+
+def calibration_batches(
+    data: Dataset, samples: int, batch_size: int = 64
+) -> list[list[torch.Tensor]]:
+    """Up to ``samples`` inputs from ``data`` as batches for least-squares refits."""
+    subset = data.subset(np.arange(min(samples, len(data))))
+    return [xs for xs, _ in subset.batches(batch_size)]
+
+
+def cheapest_plan(mask: TransitionMask, metric: str) -> dict[str, str]:
+    """Every unit at its cheapest valid transition in ``metric`` (skip and null cost 0)."""
+    plan = {}
+    for row, (unit, state) in enumerate(zip(mask.units, mask.states, strict=True)):
+
+        def price(name: str, state=state) -> float:
+            entry = mask.vocabulary.get(name)
+            if entry.op in ("skip", "null"):
+                return -1.0 if entry.op == "null" else 0.0
+            if entry.op == "keep":
+                cost = state.cost
+            else:
+                target = target_for(state, entry)
+                cost = state.cost if isinstance(target, str) else target.cost
+            return float(cost.params if metric == "params" else cost.macs)
+
+        plan[unit.name] = min(mask.valid_names(row), key=price)
+    return plan

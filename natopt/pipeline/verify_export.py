@@ -1,0 +1,68 @@
+"""Check an exported model with onnxruntime, and measure latency before and after.
+
+``check_onnx`` runs the ONNX file on real samples and compares it with the torch module it
+came from (fp32: max abs diff <= 1e-4 x max(1, |output| max), else ``BackendError``).
+``measure_latency`` benchmarks the two files interleaved (A B A B ...), batch 1, so machine
+drift cancels; the ratio is the median of per-round ratios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from natopt.bench import bench_models
+from natopt.errors import BackendError
+from natopt.pipeline.data import Dataset
+
+__all__ = ["check_onnx", "measure_latency", "LatencyPair"]
+
+TOLERANCE = 1e-4
+
+
+@dataclass(slots=True)
+class LatencyPair:
+    before_ms: float
+    after_ms: float
+    speedup: float
+    provider: str
+    batch: int
+    rounds: int
+
+    def to_dict(self) -> dict[str, float | str | int]:
+        return asdict(self)
+
+
+def check_onnx(path: Path, module: torch.nn.Module, data: Dataset, samples: int = 64) -> float:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    subset = data.subset(np.arange(min(samples, len(data))))
+    feeds = {i.name: a for i, a in zip(session.get_inputs(), subset.inputs, strict=True)}
+    got = session.run(None, feeds)[0]
+    with torch.no_grad():
+        out = module(*subset.tensors())
+    want = (out[0] if isinstance(out, tuple) else out).numpy()
+    diff = float(np.abs(got - want).max())
+    bound = TOLERANCE * max(1.0, float(np.abs(want).max()))
+    if diff > bound:
+        raise BackendError(
+            f"the exported ONNX model {path.name} differs from the torch module by {diff:.3g} "
+            f"(bound {bound:.3g}); this is a natopt bug, please report it"
+        )
+    return diff
+
+
+def measure_latency(
+    before: Path, after: Path, *, batch: int = 1, max_seconds: float = 6.0
+) -> LatencyPair:
+    result = bench_models(
+        [before, after], batch=batch, threads=1, warmup=10, min_runs=50, max_seconds=max_seconds
+    )
+    a, b = result.models
+    return LatencyPair(
+        a.stats.median_ms, b.stats.median_ms, b.speedup, result.provider, batch, result.rounds
+    )
