@@ -27,10 +27,18 @@ from natopt.passes.transitions import Plan, TransitionMask, apply_plan, compute_
 SIZE = 64
 
 
-def _lifted(name: str) -> Graph:
+def _lifted(name: str, size: int = SIZE) -> Graph:
     torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None).eval()
-    return canonicalize(lift_torch(model, torch.randn(1, 3, SIZE, SIZE)))
+    if name == "convnext_atto":
+        timm = pytest.importorskip("timm")
+        model = timm.create_model(name, pretrained=False).eval()
+    else:
+        model = getattr(torchvision.models, name)(weights=None).eval()
+    with torch.no_grad():  # a zero-initialised head would make every output the same
+        for param in model.parameters():
+            if param.dim() > 1 and not param.any():
+                torch.nn.init.normal_(param, std=0.02)
+    return canonicalize(lift_torch(model, torch.randn(1, 3, size, size)))
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +98,7 @@ def _plans(mask: TransitionMask) -> st.SearchStrategy[Plan]:
 
 
 def _check_plan(graph: Graph, plan: Plan, tmp: Path) -> None:
+    """Apply, verify (inside apply_plan), compare torch and ONNX to the IR, compare costs."""
     from natopt.backends.onnx import to_onnx
 
     ort = pytest.importorskip("onnxruntime")
@@ -97,7 +106,7 @@ def _check_plan(graph: Graph, plan: Plan, tmp: Path) -> None:
     before_cost, after_cost = graph_cost(graph), graph_cost(after)
     assert after_cost.params <= before_cost.params
     assert after_cost.macs <= before_cost.macs
-    x = torch.randn(1, 3, SIZE, SIZE)
+    x = torch.randn(*graph.inputs[0].shape)
     want = run_graph(after, [x])[0]
     with torch.no_grad():
         got = to_torch(after)(x)
@@ -116,9 +125,7 @@ _SETTINGS = settings(
 )
 
 
-@pytest.mark.parametrize("model", ["resnet18", "mobilenet_v2"])
-def test_masked_plans_are_valid_runnable_exportable_and_cheaper(model, request, tmp_path) -> None:
-    graph = request.getfixturevalue(model)
+def _check_random_plans(graph: Graph, tmp_path: Path) -> None:
     mask = compute_mask(graph)
     sizes: list[int] = []
 
@@ -130,3 +137,16 @@ def test_masked_plans_are_valid_runnable_exportable_and_cheaper(model, request, 
 
     check()
     assert max(sizes) > len(mask.units) // 2  # large plans were exercised, not only keep
+
+
+@pytest.mark.parametrize("model", ["resnet18", "mobilenet_v2"])
+def test_masked_plans_are_valid_runnable_exportable_and_cheaper(model, request, tmp_path) -> None:
+    _check_random_plans(request.getfixturevalue(model), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("model", "size"), [("efficientnet_b0", 64), ("convnext_atto", 64), ("vit_b_16", 224)]
+)
+def test_masked_plans_on_more_models(model: str, size: int, tmp_path) -> None:
+    _check_random_plans(_lifted(model, size), tmp_path)
