@@ -1,0 +1,288 @@
+"""Adapters for ONNX layers with weights, normalisation and pooling.
+
+- ``Conv``/``ConvTranspose``/``Gemm``/``MatMul`` with a constant ``B``/``BatchNormalization``/
+  ``LayerNormalization``/``InstanceNormalization``/``GroupNormalization`` take their
+  initializers as node weights; ``source`` names the module they came from.
+- ``Gemm(A, B, C, alpha, beta, transA, transB)`` with constant ``B`` -> ``Linear`` with
+  ``weight = alpha * op(B)^T`` (``[out, in]``) and ``bias = beta * C``; ``MatMul(x, B)`` ->
+  ``Linear`` with ``weight = B^T`` (any input rank).
+- Window padding: ``auto_pad`` SAME_UPPER / SAME_LOWER / VALID become explicit pads (the
+  spatial input shape must be static); asymmetric pads become a ``Pad`` node before the op
+  (``-inf`` for MaxPool), symmetric ones the op's ``padding``.
+- ``InstanceNormalization`` -> ``GroupNorm`` with one group per channel.
+- ``GlobalAveragePool``/``GlobalMaxPool`` -> ``AdaptiveAvgPool``/``AdaptiveMaxPool`` to 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import NodeProto
+
+from natopt.frontends.onnx.context import LiftContext, node_attrs
+from natopt.ir import Value
+
+__all__ = ["LAYER_ADAPTERS"]
+
+
+def _weight(cx: LiftContext, node: NodeProto, index: int, what: str) -> np.ndarray:
+    array = cx.const(node.input[index]) if index < len(node.input) else None
+    if array is None:
+        raise cx.fail(node, f"its {what} (input {index}) must be an initializer or a constant")
+    return array
+
+
+def _optional(cx: LiftContext, node: NodeProto, index: int, what: str) -> np.ndarray | None:
+    if index >= len(node.input) or not node.input[index]:
+        return None
+    return _weight(cx, node, index, what)
+
+
+def _window_pads(
+    cx: LiftContext, node: NodeProto, x: Value, kernel, strides, dilations
+) -> tuple[list[int], list[int]]:
+    """Begin and end pads per spatial dim, ``auto_pad`` resolved."""
+    attrs = node_attrs(node)
+    n = len(kernel)
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad == "NOTSET":
+        pads = list(attrs.get("pads", [0] * 2 * n))
+        return pads[:n], pads[n:]
+    if auto_pad == "VALID":
+        return [0] * n, [0] * n
+    spatial = list(x.shape or ())[2:]
+    if len(spatial) != n or not all(isinstance(d, int) for d in spatial):
+        raise cx.fail(node, f"auto_pad {auto_pad} needs a static spatial input shape")
+    begins, ends = [], []
+    for size, k, s, d in zip(spatial, kernel, strides, dilations, strict=True):
+        out = math.ceil(size / s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, large = total // 2, total - total // 2
+        begin, end = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+        begins.append(begin)
+        ends.append(end)
+    return begins, ends
+
+
+def _padded(
+    cx: LiftContext, node: NodeProto, x: Value, pads: tuple[list[int], list[int]], fill: float
+) -> tuple[Value, tuple[int, ...]]:
+    """``(input, padding)``: symmetric pads go to the op; others to a ``Pad`` node before it."""
+    begins, ends = pads
+    if begins == ends:
+        return x, tuple(begins)
+    torch_pads: list[int] = []
+    for begin, end in reversed(list(zip(begins, ends, strict=True))):
+        torch_pads += [begin, end]
+    attrs = {"pads": tuple(torch_pads), "mode": "constant", "value": fill}
+    pad = cx.emit(node, "Pad", [x], attrs, suffix=".pad")
+    return pad.output, (0,) * len(begins)
+
+
+def _window(node: NodeProto, n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    attrs = node_attrs(node)
+    return tuple(attrs.get("strides", [1] * n)), tuple(attrs.get("dilations", [1] * n))
+
+
+def conv(cx: LiftContext, node: NodeProto) -> Value:
+    weight = _weight(cx, node, 1, "weight")
+    bias = _optional(cx, node, 2, "bias")
+    kernel = weight.shape[2:]
+    strides, dilations = _window(node, len(kernel))
+    x = cx.value(node.input[0])
+    pads = _window_pads(cx, node, x, kernel, strides, dilations)
+    x, padding = _padded(cx, node, x, pads, 0.0)
+    attrs = {
+        "stride": strides,
+        "padding": padding,
+        "dilation": dilations,
+        "groups": int(node_attrs(node).get("group", 1)),
+    }
+    weights = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
+    source = cx.source(node, *node.input[1:3])
+    return cx.emit(node, "Conv", [x], attrs, weights, source=source).output
+
+
+def conv_transpose(cx: LiftContext, node: NodeProto) -> Value:
+    attrs = node_attrs(node)
+    if "output_shape" in attrs or attrs.get("auto_pad", "NOTSET") != "NOTSET":
+        raise cx.fail(node, "output_shape / auto_pad are not supported; export explicit pads")
+    weight = _weight(cx, node, 1, "weight")
+    bias = _optional(cx, node, 2, "bias")
+    n = weight.ndim - 2
+    strides, dilations = _window(node, n)
+    pads = list(attrs.get("pads", [0] * 2 * n))
+    if pads[:n] != pads[n:]:
+        raise cx.fail(node, f"asymmetric pads {pads} are not supported")
+    ir_attrs = {
+        "stride": strides,
+        "padding": tuple(pads[:n]),
+        "output_padding": tuple(attrs.get("output_padding", [0] * n)),
+        "dilation": dilations,
+        "groups": int(attrs.get("group", 1)),
+    }
+    weights = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
+    source = cx.source(node, *node.input[1:3])
+    x = cx.value(node.input[0])
+    return cx.emit(node, "ConvTranspose", [x], ir_attrs, weights, source=source).output
+
+
+def _as_bias(c: np.ndarray | None, out: int) -> np.ndarray | None:
+    """``C`` as a ``[out]`` vector when it broadcasts along rows only, else ``None``."""
+    if c is None or c.size not in (1, out) or (c.ndim == 2 and c.shape[0] != 1):
+        return None
+    return np.broadcast_to(c.reshape(-1), (out,)).copy()
+
+
+def gemm(cx: LiftContext, node: NodeProto) -> Value:
+    attrs = node_attrs(node)
+    alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+    a = cx.value(node.input[0])
+    if attrs.get("transA", 0):
+        a = cx.emit(node, "Transpose", [a], {"perm": (1, 0)}, suffix=".transA").output
+    b = cx.const(node.input[1])
+    has_c = len(node.input) > 2 and bool(node.input[2])
+    c = cx.const(node.input[2]) if has_c else None
+    if b is None:
+        b_value = cx.value(node.input[1])
+        if attrs.get("transB", 0):
+            flip = cx.emit(node, "Transpose", [b_value], {"perm": (1, 0)}, suffix=".transB")
+            b_value = flip.output
+        y = cx.emit(node, "MatMul", [a, b_value], suffix=".matmul").output
+        if alpha != 1.0:
+            scale = cx.constant(np.array(alpha, dtype=np.float32), f"{node.name}.alpha")
+            y = cx.emit(node, "Mul", [y, scale], suffix=".alpha").output
+        bias_weight = None
+    else:
+        weight = (b if attrs.get("transB", 0) else b.T) * np.float32(alpha)
+        bias_weight = _as_bias(None if c is None else c * np.float32(beta), weight.shape[0])
+        weights = {"weight": weight.astype(b.dtype)}
+        if bias_weight is not None:
+            weights["bias"] = bias_weight.astype(b.dtype)
+        source = cx.source(node, *node.input[1:3])
+        y = cx.emit(node, "Linear", [a], weights=weights, source=source).output
+    if has_c and bias_weight is None:
+        c_value = cx.value(node.input[2])
+        if beta != 1.0:
+            scale = cx.constant(np.array(beta, dtype=np.float32), f"{node.name}.beta")
+            c_value = cx.emit(node, "Mul", [c_value, scale], suffix=".beta").output
+        y = cx.emit(node, "Add", [y, c_value], suffix=".bias").output
+    return y
+
+
+def matmul(cx: LiftContext, node: NodeProto) -> Value:
+    b = cx.const(node.input[1])
+    a = cx.value(node.input[0])
+    if b is not None and b.ndim == 2 and b.dtype.kind == "f":
+        source = cx.source(node, node.input[1])
+        return cx.emit(node, "Linear", [a], weights={"weight": b.T}, source=source).output
+    return cx.emit(node, "MatMul", [a, cx.value(node.input[1])]).output
+
+
+def batch_norm(cx: LiftContext, node: NodeProto) -> Value:
+    attrs = node_attrs(node)
+    if attrs.get("training_mode", 0):
+        raise cx.fail(node, "training_mode=1 is not supported; export the model in eval mode")
+    names = ("weight", "bias", "running_mean", "running_var")
+    weights = {name: _weight(cx, node, i + 1, name) for i, name in enumerate(names)}
+    source = cx.source(node, *node.input[1:])
+    eps = float(attrs.get("epsilon", 1e-5))
+    x = cx.value(node.input[0])
+    return cx.emit(node, "BatchNorm", [x], {"eps": eps}, weights, source=source).output
+
+
+def layer_norm(cx: LiftContext, node: NodeProto) -> Value:
+    attrs = node_attrs(node)
+    x = cx.value(node.input[0])
+    shape = list(x.shape or ())
+    normalized = tuple(shape[int(attrs.get("axis", -1)) % len(shape) :])
+    if not all(isinstance(d, int) for d in normalized):
+        raise cx.fail(node, f"normalised dims {normalized} must be static")
+    weights = {"weight": np.broadcast_to(_weight(cx, node, 1, "scale"), normalized)}
+    bias = _optional(cx, node, 2, "bias")
+    if bias is not None:
+        weights["bias"] = np.broadcast_to(bias, normalized)
+    attrs_ir = {"normalized_shape": normalized, "eps": float(attrs.get("epsilon", 1e-5))}
+    source = cx.source(node, *node.input[1:3])
+    return cx.emit(node, "LayerNorm", [x], attrs_ir, weights, source=source).output
+
+
+def _group_norm(cx: LiftContext, node: NodeProto, groups: int) -> Value:
+    """GroupNorm with per-channel affine weights (per-group ones repeated per channel)."""
+    x = cx.value(node.input[0])
+    channels = (x.shape or (0, 0))[1]
+    if not isinstance(channels, int):
+        raise cx.fail(node, "the channel dim must be static")
+    weights = {}
+    for index, name in ((1, "weight"), (2, "bias")):
+        array = _weight(cx, node, index, name).reshape(-1)
+        weights[name] = (
+            np.repeat(array, channels // array.size) if array.size != channels else array
+        )
+    attrs = {"num_groups": groups, "eps": float(node_attrs(node).get("epsilon", 1e-5))}
+    source = cx.source(node, *node.input[1:3])
+    return cx.emit(node, "GroupNorm", [x], attrs, weights, source=source).output
+
+
+def instance_norm(cx: LiftContext, node: NodeProto) -> Value:
+    return _group_norm(cx, node, int(_weight(cx, node, 1, "scale").size))
+
+
+def group_norm(cx: LiftContext, node: NodeProto) -> Value:
+    return _group_norm(cx, node, int(node_attrs(node)["num_groups"]))
+
+
+def _pool(op: str, fill: float):
+    def adapt(cx: LiftContext, node: NodeProto) -> Value:
+        attrs = node_attrs(node)
+        if len(node.output) > 1 and node.output[1] and cx.use_counts.get(node.output[1], 0):
+            raise cx.fail(node, "the Indices output is not supported")
+        kernel = tuple(attrs["kernel_shape"])
+        strides, dilations = _window(node, len(kernel))
+        x = cx.value(node.input[0])
+        pads = _window_pads(cx, node, x, kernel, strides, dilations)
+        include_pad = bool(attrs.get("count_include_pad", 0))
+        if op == "AvgPool" and pads[0] != pads[1] and not include_pad:
+            raise cx.fail(node, "asymmetric pads with count_include_pad=0 are not supported")
+        x, padding = _padded(cx, node, x, pads, fill)
+        ir_attrs = {
+            "kernel_size": kernel,
+            "stride": strides,
+            "padding": padding,
+            "ceil_mode": bool(attrs.get("ceil_mode", 0)),
+        }
+        if op == "MaxPool":
+            ir_attrs["dilation"] = dilations
+        elif any(d != 1 for d in dilations):
+            raise cx.fail(node, "dilated average pooling is not supported")
+        else:
+            ir_attrs["count_include_pad"] = include_pad
+        return cx.emit(node, op, [x], ir_attrs).output
+
+    return adapt
+
+
+def _global_pool(op: str):
+    def adapt(cx: LiftContext, node: NodeProto) -> Value:
+        x = cx.value(node.input[0])
+        size = (1,) * (len(x.shape or ()) - 2)
+        return cx.emit(node, op, [x], {"output_size": size}).output
+
+    return adapt
+
+
+LAYER_ADAPTERS = {
+    "Conv": conv,
+    "ConvTranspose": conv_transpose,
+    "Gemm": gemm,
+    "MatMul": matmul,
+    "BatchNormalization": batch_norm,
+    "LayerNormalization": layer_norm,
+    "InstanceNormalization": instance_norm,
+    "GroupNormalization": group_norm,
+    "MaxPool": _pool("MaxPool", float("-inf")),
+    "AveragePool": _pool("AvgPool", 0.0),
+    "GlobalAveragePool": _global_pool("AdaptiveAvgPool"),
+    "GlobalMaxPool": _global_pool("AdaptiveMaxPool"),
+}

@@ -1,0 +1,210 @@
+"""Adapters for ONNX data-movement ops: reshapes, transposes, slicing, gathers, pads, casts.
+
+Small int64 inputs that are known before run time (``Reshape`` shape, ``Squeeze``/
+``Unsqueeze`` axes, ``Slice`` starts/ends/axes/steps, ``Split`` sizes, ``Pad`` pads) become
+attributes. A target with symbolic dims becomes attributes through the ONNX conventions where
+it can (``Reshape(x[batch,197,768], [batch,197,12,64])`` -> ``shape=(0, 197, 12, 64)``;
+``Expand(cls[1,1,192], [batch,1,1])`` keeps -1 where it broadcasts) and a run-time shape
+tensor input otherwise. ``Gather`` of rows of a float initializer by integer indices ->
+``Embedding``; of one constant index -> ``Select``. ``Flatten(axis)`` (always 2-D) ->
+``Flatten`` ops, ``Pad`` pads go from ONNX order (all begins, then all ends) to torch order
+(last dim first).
+"""
+
+from __future__ import annotations
+
+from onnx import NodeProto
+
+from natopt.frontends.onnx.context import LiftContext, node_attrs
+from natopt.frontends.onnx.load import ir_dtype
+from natopt.ir import Value
+from natopt.ir.types import Dim
+
+__all__ = ["TENSOR_ADAPTERS"]
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+
+
+def _rank(value: Value) -> int:
+    return len(value.shape or ())
+
+
+def reshape(cx: LiftContext, node: NodeProto) -> Value:
+    x = cx.value(node.input[0])
+    target = cx.array(node.input[1])
+    if target is None:
+        return cx.emit(node, "Reshape", [x, cx.value(node.input[1])]).output
+    dims: list[Dim] = [d if isinstance(d, str) else int(d) for d in target.reshape(-1).tolist()]
+    if node_attrs(node).get("allowzero", 0) and 0 in dims:
+        raise cx.fail(node, "allowzero=1 with a zero in the target shape is not supported")
+    in_shape = list(x.shape or ())
+    shape = [
+        d if isinstance(d, int) else 0 if i < len(in_shape) and in_shape[i] == d else -1
+        for i, d in enumerate(dims)
+    ]
+    if shape.count(-1) <= 1:
+        return cx.emit(node, "Reshape", [x], {"shape": tuple(shape)}).output
+    return cx.emit(node, "Reshape", [x, cx.value(node.input[1])]).output
+
+
+def expand(cx: LiftContext, node: NodeProto) -> Value:
+    """ONNX broadcasting ``x`` against the target -> torch ``expand`` sizes (-1 keeps)."""
+    x = cx.value(node.input[0])
+    target = cx.array(node.input[1])
+    if target is None:
+        return cx.emit(node, "Expand", [x, cx.value(node.input[1])]).output
+    dims = [d if isinstance(d, str) else int(d) for d in target.reshape(-1).tolist()]
+    in_shape = list(x.shape or ())
+    rank = max(len(dims), len(in_shape))
+    dims = [1] * (rank - len(dims)) + dims
+    in_shape = [None] * (rank - len(in_shape)) + in_shape
+    sizes: list[int] = []
+    out_shape: list[Dim] = []
+    for t, d in zip(dims, in_shape, strict=True):
+        keep = d is not None and (t == 1 or t == d)
+        out_shape.append(d if keep else t)  # type: ignore[arg-type]
+        sizes.append(-1 if keep else t)  # type: ignore[arg-type]
+    if all(isinstance(s, int) for s in sizes):
+        return cx.emit(node, "Expand", [x], {"shape": tuple(sizes)}).output
+    shape_tensor = cx.value(node.input[1])
+    return cx.emit(node, "Expand", [x, shape_tensor], shapes=[tuple(out_shape)]).output
+
+
+def flatten(cx: LiftContext, node: NodeProto) -> Value:
+    """ONNX ``Flatten(axis)`` -> ``[prod(dims[:axis]), prod(dims[axis:])]``."""
+    x = cx.value(node.input[0])
+    rank = _rank(x)
+    axis = int(node_attrs(node).get("axis", 1)) % (rank + 1)
+    if axis == 0:
+        return cx.emit(node, "Reshape", [x], {"shape": (1, -1)}).output
+    if axis == 1 and rank >= 2:
+        return cx.emit(node, "Flatten", [x], {"start_dim": 1, "end_dim": -1}).output
+    head = cx.emit(node, "Flatten", [x], {"start_dim": 0, "end_dim": axis - 1}, suffix=".head")
+    if axis == rank:
+        return cx.emit(node, "Unsqueeze", [head.output], {"axes": (1,)}).output
+    return cx.emit(node, "Flatten", [head.output], {"start_dim": 1, "end_dim": -1}).output
+
+
+def transpose(cx: LiftContext, node: NodeProto) -> Value:
+    x = cx.value(node.input[0])
+    perm = node_attrs(node).get("perm", list(reversed(range(_rank(x)))))
+    return cx.emit(node, "Transpose", [x], {"perm": tuple(perm)}).output
+
+
+def squeeze(cx: LiftContext, node: NodeProto) -> Value:
+    return cx.emit(node, "Squeeze", [cx.value(node.input[0])], {"axes": cx.axes(node, 1)}).output
+
+
+def unsqueeze(cx: LiftContext, node: NodeProto) -> Value:
+    axes = cx.axes(node, 1)
+    return cx.emit(node, "Unsqueeze", [cx.value(node.input[0])], {"axes": axes}).output
+
+
+def slice_(cx: LiftContext, node: NodeProto) -> Value:
+    x = cx.value(node.input[0])
+    starts = cx.ints(node, 1, "starts")
+    ends = cx.ints(node, 2, "ends")
+    if starts is None or ends is None:
+        raise cx.fail(node, "needs starts and ends inputs")
+    axes = cx.ints(node, 3, "axes") or tuple(range(len(starts)))
+    steps = cx.ints(node, 4, "steps") or (1,) * len(starts)
+    if any(s <= 0 for s in steps):
+        raise cx.fail(node, f"steps {steps} must be positive")
+    attrs = {
+        "starts": starts,
+        "ends": ends,
+        "axes": tuple(a % _rank(x) for a in axes),
+        "steps": steps,
+    }
+    return cx.emit(node, "Slice", [x], attrs).output
+
+
+def gather(cx: LiftContext, node: NodeProto) -> Value:
+    axis = int(node_attrs(node).get("axis", 0))
+    data = cx.const(node.input[0])
+    indices = cx.const(node.input[1])
+    if (
+        data is not None
+        and indices is None
+        and axis == 0
+        and data.ndim == 2
+        and data.dtype.kind == "f"
+    ):
+        idx = cx.value(node.input[1])
+        source = cx.source(node, node.input[0])
+        return cx.emit(node, "Embedding", [idx], weights={"weight": data}, source=source).output
+    x = cx.value(node.input[0])
+    if indices is not None and indices.ndim == 0:
+        attrs = {"axis": axis, "index": int(indices)}
+        return cx.emit(node, "Select", [x], attrs).output
+    return cx.emit(node, "Gather", [x, cx.value(node.input[1])], {"axis": axis}).output
+
+
+def concat(cx: LiftContext, node: NodeProto) -> Value:
+    inputs = [cx.value(name) for name in node.input]
+    return cx.emit(node, "Concat", inputs, {"axis": int(node_attrs(node)["axis"])}).output
+
+
+def split(cx: LiftContext, node: NodeProto) -> list[Value]:
+    x = cx.value(node.input[0])
+    attrs = node_attrs(node)
+    axis = int(attrs.get("axis", 0)) % _rank(x)
+    sizes = cx.ints(node, 1, "split") or tuple(attrs.get("split", ()))
+    if not sizes:
+        size = (x.shape or ())[axis]
+        if not isinstance(size, int):
+            raise cx.fail(node, f"splitting the symbolic dim {size!r} needs explicit sizes")
+        parts = int(attrs.get("num_outputs", len(node.output)))
+        chunk = -(-size // parts)
+        sizes = tuple(min(chunk, size - i * chunk) for i in range(parts))
+    ir_node = cx.emit(node, "Split", [x], {"axis": axis, "sizes": tuple(sizes)})
+    return list(ir_node.outputs)
+
+
+def pad(cx: LiftContext, node: NodeProto) -> Value:
+    x = cx.value(node.input[0])
+    rank = _rank(x)
+    pads = cx.ints(node, 1, "pads")
+    if pads is None:
+        raise cx.fail(node, "needs a pads input")
+    axes = cx.ints(node, 3, "axes") or tuple(range(rank))
+    n = len(axes)
+    begins, ends = [0] * rank, [0] * rank
+    for axis, begin, end in zip(axes, pads[:n], pads[n:], strict=True):
+        begins[axis % rank], ends[axis % rank] = begin, end
+    used = next((i for i in range(rank) if begins[i] or ends[i]), rank)
+    torch_pads: list[int] = []
+    for axis in reversed(range(used, rank)):
+        torch_pads += [begins[axis], ends[axis]]
+    mode = node_attrs(node).get("mode", "constant")
+    attrs = {"pads": tuple(torch_pads), "mode": _PAD_MODES[mode], "value": cx.scalar(node, 2, 0.0)}
+    return cx.emit(node, "Pad", [x], attrs).output
+
+
+def cast(cx: LiftContext, node: NodeProto) -> Value:
+    dtype = ir_dtype(int(node_attrs(node)["to"]), cx.where(node))
+    return cx.emit(node, "Cast", [cx.value(node.input[0])], {"dtype": dtype}).output
+
+
+def shape(cx: LiftContext, node: NodeProto) -> Value:
+    attrs = node_attrs(node)
+    if "start" in attrs or "end" in attrs:
+        raise cx.fail(node, "start/end of a Shape with unknown rank are not supported")
+    return cx.emit(node, "Shape", [cx.value(node.input[0])]).output
+
+
+TENSOR_ADAPTERS = {
+    "Reshape": reshape,
+    "Expand": expand,
+    "Flatten": flatten,
+    "Transpose": transpose,
+    "Squeeze": squeeze,
+    "Unsqueeze": unsqueeze,
+    "Slice": slice_,
+    "Gather": gather,
+    "Concat": concat,
+    "Split": split,
+    "Pad": pad,
+    "Cast": cast,
+    "Shape": shape,
+}

@@ -1,0 +1,309 @@
+"""ONNX frontend on small models written with onnx.helper, as other tools write them.
+
+Each model is lifted, lowered with ``to_torch`` and compared with onnxruntime on the same
+file; most go on through ``to_onnx`` and onnxruntime again. The IR is checked too: which ops
+the lift produced, their attributes, weights and sources.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from natopt.backends import to_onnx, to_torch
+from natopt.errors import UnsupportedOpError
+from natopt.frontends.onnx import lift_onnx, supported_ops
+from natopt.ir import Graph
+
+RNG = np.random.default_rng(0)
+F = TensorProto.FLOAT
+
+
+def rand(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def save(path: Path, nodes, inputs, outputs, inits=(), opset: int = 13) -> Path:
+    graph = helper.make_graph(
+        nodes,
+        "toy",
+        [helper.make_tensor_value_info(n, F, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, F, s) for n, s in outputs],
+        [numpy_helper.from_array(a, n) for n, a in inits],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, path)
+    return path
+
+
+def ort_run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def check(path: Path, feeds: dict[str, np.ndarray], *, round_trip: bool = True) -> Graph:
+    """Lift ``path``; to_torch (and to_onnx) outputs must match onnxruntime on ``path``."""
+    expected = ort_run(path, feeds)
+    graph = lift_onnx(path)
+    with torch.no_grad():
+        got = to_torch(graph)(*(torch.from_numpy(feeds[v.name]) for v in graph.inputs))
+    got = list(got) if isinstance(got, (tuple, list)) else [got]
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_allclose(have.numpy(), want, rtol=1e-4, atol=1e-5)
+    if round_trip:
+        again = ort_run(to_onnx(graph, path.with_name(f"{path.stem}.out.onnx")), feeds)
+        for want, have in zip(expected, again, strict=True):
+            np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-5)
+    return graph
+
+
+def test_gemm_opset13_trans_b0_alpha_beta_becomes_linear(tmp_path: Path):
+    w, c = rand(8, 5), rand(5)
+    node = helper.make_node("Gemm", ["x", "fc.weight", "fc.bias"], ["y"], alpha=0.5, beta=2.0)
+    path = save(
+        tmp_path / "g.onnx",
+        [node],
+        [("x", [3, 8])],
+        [("y", [3, 5])],
+        [
+            ("fc.weight", w),
+            ("fc.bias", c),
+        ],
+    )
+    graph = check(path, {"x": rand(3, 8)})
+    (linear,) = graph.find("Linear")
+    assert linear.source == "fc"
+    np.testing.assert_allclose(linear.weights["weight"].numpy(), 0.5 * w.T)
+    np.testing.assert_allclose(linear.weights["bias"].numpy(), 2.0 * c)
+
+
+def test_matmul_with_constant_b_is_linear_and_add_becomes_its_bias(tmp_path: Path):
+    w, b = rand(6, 4), rand(4)
+    nodes = [
+        helper.make_node(
+            "MatMul", ["x", "onnx::MatMul_7"], ["h"], name="/blocks/blocks.0/fc/MatMul"
+        ),
+        helper.make_node("Add", ["blocks.0.fc.bias", "h"], ["y"], name="/blocks/blocks.0/fc/Add"),
+    ]
+    path = save(
+        tmp_path / "m.onnx",
+        nodes,
+        [("x", [2, 3, 6])],
+        [("y", [2, 3, 4])],
+        [
+            ("onnx::MatMul_7", w),
+            ("blocks.0.fc.bias", b),
+        ],
+    )
+    graph = check(path, {"x": rand(2, 3, 6)})
+    assert graph.op_counts() == {"Linear": 1}
+    (linear,) = graph.find("Linear")
+    assert linear.source == "blocks.0.fc"  # from the exporter's scope in the node name
+    np.testing.assert_allclose(linear.weights["weight"].numpy(), w.T)
+
+
+def test_layer_normalization_opset17(tmp_path: Path):
+    node = helper.make_node(
+        "LayerNormalization", ["x", "ln.weight", "ln.bias"], ["y"], epsilon=1e-6
+    )
+    inits = [("ln.weight", rand(8)), ("ln.bias", rand(8))]
+    path = save(tmp_path / "ln.onnx", [node], [("x", [2, 4, 8])], [("y", [2, 4, 8])], inits, 17)
+    graph = check(path, {"x": rand(2, 4, 8)})
+    (norm,) = graph.find("LayerNorm")
+    assert norm.attrs["normalized_shape"] == (8,) and norm.source == "ln"
+
+
+def test_decomposed_layer_norm_and_gelu(tmp_path: Path):
+    c = helper.make_node
+    scalars = [("two", np.array(2.0, np.float32)), ("eps", np.array(1e-5, np.float32))]
+    scalars += [("sqrt2", np.array(np.sqrt(2.0), np.float32)), ("one", np.array(1.0, np.float32))]
+    scalars += [("half", np.array(0.5, np.float32)), ("gamma", rand(8)), ("beta", rand(8))]
+    nodes = [
+        c("ReduceMean", ["x"], ["mean"], axes=[-1]),
+        c("Sub", ["x", "mean"], ["d"]),
+        c("Pow", ["d", "two"], ["d2"]),
+        c("ReduceMean", ["d2"], ["var"], axes=[-1]),
+        c("Add", ["var", "eps"], ["ve"]),
+        c("Sqrt", ["ve"], ["std"]),
+        c("Div", ["d", "std"], ["n"]),
+        c("Mul", ["n", "gamma"], ["s"]),
+        c("Add", ["s", "beta"], ["ln"]),
+        c("Div", ["ln", "sqrt2"], ["q"]),
+        c("Erf", ["q"], ["e"]),
+        c("Add", ["e", "one"], ["e1"]),
+        c("Mul", ["ln", "e1"], ["g"]),
+        c("Mul", ["g", "half"], ["y"]),
+    ]
+    path = save(tmp_path / "dec.onnx", nodes, [("x", [2, 5, 8])], [("y", [2, 5, 8])], scalars)
+    graph = check(path, {"x": rand(2, 5, 8)})
+    assert {"ReduceMean", "Pow", "Sqrt", "Erf"} <= set(graph.op_counts())
+
+
+def test_dynamic_batch_shape_chain_becomes_reshape_attribute(tmp_path: Path):
+    c = helper.make_node
+    inits = [("zero", np.array(0, np.int64)), ("axes0", np.array([0], np.int64))]
+    inits += [("rest", np.array([-1], np.int64))]
+    nodes = [
+        c("Shape", ["x"], ["s"]),
+        c("Gather", ["s", "zero"], ["n"], axis=0),
+        c("Unsqueeze", ["n", "axes0"], ["n1"]),
+        c("Concat", ["n1", "rest"], ["target"], axis=0),
+        c("Reshape", ["x", "target"], ["y"]),
+    ]
+    graph_inputs = [("x", ["batch", 3, 4, 4])]
+    path = save(tmp_path / "dyn.onnx", nodes, graph_inputs, [("y", ["batch", 48])], inits)
+    for batch in (1, 4):
+        graph = check(path, {"x": rand(batch, 3, 4, 4)}, round_trip=batch == 4)
+    assert graph.op_counts() == {"Reshape": 1}
+    (reshape,) = graph.find("Reshape")
+    assert reshape.attrs["shape"] == (0, -1)
+    assert graph.inputs[0].shape == ("batch", 3, 4, 4)
+    assert graph.outputs[0].shape == ("batch", 48)
+
+
+def test_dynamic_expand_uses_a_run_time_shape(tmp_path: Path):
+    c = helper.make_node
+    inits = [("zero", np.array([0], np.int64)), ("ones", np.array([1, 1], np.int64))]
+    inits += [("cls", rand(1, 1, 6))]
+    nodes = [
+        c("Shape", ["x"], ["s"]),
+        c("Gather", ["s", "zero"], ["n"], axis=0),
+        c("Concat", ["n", "ones"], ["target"], axis=0),
+        c("Expand", ["cls", "target"], ["tok"]),
+        c("Concat", ["tok", "x"], ["y"], axis=1),
+    ]
+    path = save(tmp_path / "exp.onnx", nodes, [("x", ["b", 3, 6])], [("y", ["b", 4, 6])], inits)
+    for batch in (1, 3):
+        graph = check(path, {"x": rand(batch, 3, 6)})
+    assert graph.outputs[0].shape == ("b", 4, 6)
+    assert graph.find("Constant")[0].meta.get("trainable") is True  # "cls" reads as a param
+
+
+def test_asymmetric_conv_pads_become_pad_then_conv(tmp_path: Path):
+    node = helper.make_node("Conv", ["x", "conv.weight"], ["y"], pads=[0, 1, 2, 1], strides=[2, 2])
+    path = save(
+        tmp_path / "c.onnx",
+        [node],
+        [("x", [1, 2, 7, 7])],
+        [("y", [1, 3, 4, 4])],
+        [("conv.weight", rand(3, 2, 3, 3))],
+    )
+    graph = check(path, {"x": rand(1, 2, 7, 7)})
+    assert [n.op for n in graph.nodes] == ["Pad", "Conv"]
+    assert graph.find("Conv")[0].attrs["padding"] == (0, 0)
+    assert graph.find("Conv")[0].source == "conv"
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_auto_pad_conv_and_maxpool(tmp_path: Path, auto_pad: str):
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["h"], auto_pad=auto_pad, strides=[2, 2]),
+        helper.make_node("MaxPool", ["h"], ["y"], auto_pad=auto_pad, kernel_shape=[2, 2]),
+    ]
+    path = save(
+        tmp_path / "a.onnx",
+        nodes,
+        [("x", [1, 2, 8, 9])],
+        [("y", [1, 3, "h", "w"])],
+        [
+            ("w", rand(3, 2, 4, 4)),
+            ("b", rand(3)),
+        ],
+    )
+    check(path, {"x": rand(1, 2, 8, 9)})
+
+
+def test_constant_identity_and_clip_bounds(tmp_path: Path):
+    c = helper.make_node
+    nodes = [
+        c("Constant", [], ["six"], value=numpy_helper.from_array(np.array(6.0, np.float32))),
+        c("Constant", [], ["zero"], value_float=0.0),
+        c("Identity", ["six"], ["six2"]),
+        c("Clip", ["x", "zero", "six2"], ["r6"]),
+        c("Constant", [], ["lo"], value=numpy_helper.from_array(np.array(-0.5, np.float32))),
+        c("Clip", ["r6", "lo"], ["low"]),
+        c("Identity", ["low"], ["y"]),
+    ]
+    path = save(tmp_path / "k.onnx", nodes, [("x", [4, 4])], [("y", [4, 4])])
+    graph = check(path, {"x": 5 * rand(4, 4)})
+    assert graph.op_counts() == {"Relu6": 1, "Clip": 1, "Identity": 1}
+    assert graph.find("Clip")[0].attrs == {"min": -0.5, "max": None}
+
+
+def test_gather_on_initializer_is_embedding(tmp_path: Path):
+    table = rand(10, 4)
+    node = helper.make_node("Gather", ["embed.tokens.weight", "ids"], ["y"], axis=0)
+    graph = helper.make_graph(
+        [node],
+        "emb",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 3])],
+        [helper.make_tensor_value_info("y", F, [2, 3, 4])],
+        [numpy_helper.from_array(table, "embed.tokens.weight")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "e.onnx")
+    lifted = check(tmp_path / "e.onnx", {"ids": np.array([[1, 2, 9], [0, 0, 3]], np.int64)})
+    (embedding,) = lifted.find("Embedding")
+    assert embedding.source == "embed.tokens"
+
+
+def test_split_slice_transpose_and_pooling(tmp_path: Path):
+    c = helper.make_node
+    inits = [("sizes", np.array([2, 4], np.int64)), ("st", np.array([1], np.int64))]
+    inits += [("en", np.array([5], np.int64)), ("ax", np.array([3], np.int64))]
+    nodes = [
+        c("Split", ["x", "sizes"], ["a", "b"], axis=1),
+        c("Slice", ["b", "st", "en", "ax"], ["bs"]),
+        c("AveragePool", ["a"], ["ap"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        c("Slice", ["ap", "st", "en", "ax"], ["aps"]),
+        c("Concat", ["aps", "bs"], ["cat"], axis=1),
+        c("Transpose", ["cat"], ["t"], perm=[0, 2, 3, 1]),
+        c("GlobalAveragePool", ["cat"], ["g"]),
+        c("Flatten", ["g"], ["y"], axis=1),
+        c("Softmax", ["t"], ["z"], axis=-1),
+    ]
+    outputs = [("y", [2, 6]), ("z", [2, 6, 4, 6])]
+    path = save(tmp_path / "s.onnx", nodes, [("x", [2, 6, 6, 6])], outputs, inits)
+    graph = check(path, {"x": rand(2, 6, 6, 6)})
+    assert graph.find("AvgPool")[0].attrs["count_include_pad"] is False
+
+
+def test_batchnorm_and_sources_from_weight_names(tmp_path: Path):
+    names = ["layer1.0.bn1.weight", "layer1.0.bn1.bias"]
+    names += ["layer1.0.bn1.running_mean", "layer1.0.bn1.running_var"]
+    inits = [(names[0], rand(3)), (names[1], rand(3)), (names[2], rand(3))]
+    inits += [(names[3], np.abs(rand(3)) + 0.5)]
+    node = helper.make_node("BatchNormalization", ["x", *names], ["y"], name="bn")
+    path = save(tmp_path / "bn.onnx", [node], [("x", [2, 3, 4, 4])], [("y", [2, 3, 4, 4])], inits)
+    graph = check(path, {"x": rand(2, 3, 4, 4)})
+    assert graph.find("BatchNorm")[0].source == "layer1.0.bn1"
+
+
+@pytest.mark.parametrize("op", ["Det", "NonMaxSuppression"])
+def test_unsupported_op_names_op_node_and_supported_ops(tmp_path: Path, op: str):
+    inputs = ["x"] if op == "Det" else ["x", "scores"]
+    node = helper.make_node(op, inputs, ["y"], name="odd_node")
+    graph_inputs = [helper.make_tensor_value_info("x", F, [1, 3, 3] if op == "Det" else [1, 4, 4])]
+    if op == "NonMaxSuppression":
+        graph_inputs.append(helper.make_tensor_value_info("scores", F, [1, 1, 4]))
+    out_type, out_shape = (F, [1]) if op == "Det" else (TensorProto.INT64, ["k", 3])
+    output = helper.make_tensor_value_info("y", out_type, out_shape)
+    graph = helper.make_graph([node], "bad", graph_inputs, [output])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(UnsupportedOpError) as info:
+        lift_onnx(model)
+    message = str(info.value)
+    assert f"op {op}" in message and "odd_node" in message
+    assert ", ".join(supported_ops()) in message
+    assert supported_ops() == sorted(supported_ops()) and "Conv" in supported_ops()
