@@ -29,7 +29,8 @@ _INVALID = re.compile(r"[^A-Za-z0-9_.]")
 
 def _module_path(node: Node, taken: set[str]) -> str:
     base = _INVALID.sub("_", node.source or node.name).strip(".") or "node"
-    base = ".".join(part or "_" for part in base.split("."))
+    parts = base.split(".")
+    base = ".".join(f"{p}_" if hasattr(nn.Module, p) else p or "_" for p in parts)
     path, k = base, 1
     while path in taken:
         path, k = f"{base}_{k}", k + 1
