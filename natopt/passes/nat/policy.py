@@ -1,0 +1,78 @@
+"""The NAT policy: a graph convolutional network over the unit graph, one logit per transition.
+
+For unit features ``x_u = [embed(op_type_u) ‖ numeric_u]`` and the unit graph's adjacency
+``A`` (``natopt.passes.nat.features``), each layer is a torch-geometric ``GCNConv``
+
+    H' = ReLU( D̂^{-1/2} (A + I) D̂^{-1/2} H W + b ),    D̂_ii = 1 + Σ_j A_ij,
+
+so a unit's own op (the self-loop) and its neighbours' ops both reach its logits. This is
+where natopt departs from the reference code, whose adjacency had neither self-loops nor
+normalisation, so that an op never saw its own type. A linear head maps the last hidden state
+to ``logits [U, V]``, one per entry of the transition vocabulary; the binary-masked softmax
+(``natopt.passes.transitions.BMSoftmax``) on each unit's mask row turns them into a
+distribution over that unit's valid transitions only (masked entries: probability exactly 0).
+
+Parameters are initialised from ``seed`` alone (the global RNG is left as it was), so the
+same seed gives the same policy.
+
+Shapes: ``op_type`` [U], ``features`` [U, F], ``edge_index`` [2, E] -> logits [U, V];
+with ``mask`` [U, V] -> probabilities [U, V].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import GCNConv
+
+from natopt.passes.nat.features import FEATURES, OP_TYPES, UnitGraph
+from natopt.passes.transitions import BMSoftmax
+
+__all__ = ["NATPolicy"]
+
+
+class NATPolicy(nn.Module):
+    """GCN policy: ``layers`` GCNConv layers of width ``hidden``, then a linear head.
+
+    ``vocabulary_size``: the number of transitions V; ``embedding``: the op-type embedding
+    width; ``numeric_features``: F (``len(FEATURES)`` for graphs built by ``unit_graph``).
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        *,
+        hidden: int = 64,
+        layers: int = 2,
+        embedding: int = 16,
+        numeric_features: int = len(FEATURES),
+        op_types: int = len(OP_TYPES),
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if vocabulary_size < 1 or layers < 1 or hidden < 1:
+            raise ValueError(
+                f"NATPolicy: vocabulary_size ({vocabulary_size}), layers ({layers}) and "
+                f"hidden ({hidden}) must be positive; pass the size of the transition vocabulary"
+            )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.embed = nn.Embedding(op_types, embedding)
+            widths = [embedding + numeric_features] + [hidden] * layers
+            self.convs = nn.ModuleList(
+                GCNConv(a, b, add_self_loops=True, normalize=True)
+                for a, b in zip(widths[:-1], widths[1:], strict=True)
+            )
+            self.head = nn.Linear(hidden, vocabulary_size)
+        self.masked_softmax = BMSoftmax()
+
+    def forward(self, graph: UnitGraph) -> Tensor:
+        """Logits [U, V] for every unit of ``graph``."""
+        h = torch.cat([self.embed(graph.op_type), graph.features], dim=-1)
+        for conv in self.convs:
+            h = torch.relu(conv(h, graph.edge_index))
+        return self.head(h)
+
+    def probabilities(self, graph: UnitGraph, mask: Tensor) -> Tensor:
+        """Per-unit distributions over the valid transitions, [U, V] (rows sum to 1)."""
+        return self.masked_softmax(self(graph), mask)
