@@ -165,10 +165,13 @@ def _node_row(node: Node, params: int, macs: int) -> Row:
 def inspect_graph(graph: Graph) -> Inspection:
     """Rows for ``graph``'s units and remaining costly nodes, its branches and totals."""
     units = find_units(graph)
-    rows = [_unit_row(u) for u in units if u.kind != "branch"]
+    row_of_main = {id(u.main): _unit_row(u) for u in units if u.kind != "branch"}
     owned = {id(n) for u in units if u.kind != "branch" for n in u.nodes}
+    rows: list[Row] = []
     other = Row("other", "other", [], None, None, 0, 0)
     for node in graph.nodes:
+        if id(node) in row_of_main:
+            rows.append(row_of_main[id(node)])
         if id(node) in owned:
             continue
         cost = node_cost(node)
@@ -267,6 +270,11 @@ def load_model(spec: str, shapes: Sequence[str] = (), dtypes: Sequence[str] = ()
     if path.suffix == ".onnx" or path.is_file():
         if not path.is_file():
             raise FrontendError(f"{spec}: no such ONNX file")
+        if shapes or dtypes:
+            raise FrontendError(
+                f"{spec}: an ONNX file carries its input shapes and dtypes; "
+                "drop --input-shape / --input-dtype"
+            )
         return lift(str(path))
     parsed = [parse_shape(s) for s in shapes or [DEFAULT_SHAPE]]
     dtypes = list(dtypes or ["float32"])

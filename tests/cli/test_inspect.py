@@ -125,6 +125,56 @@ def test_the_other_row_holds_unowned_parameters():
     assert report.totals["params"] == 40 and report.totals["macs"] == 400
 
 
+def write_tiny_onnx(path) -> None:
+    """Conv -> BatchNormalization -> Relu -> Flatten -> Gemm, written with onnx.helper."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    tensors = {
+        "w": rng.standard_normal((4, 3, 3, 3)),
+        "b": rng.standard_normal(4),
+        "gamma": rng.random(4) + 0.5,
+        "beta": rng.standard_normal(4),
+        "mean": rng.standard_normal(4),
+        "var": rng.random(4) + 0.5,
+        "fc_w": rng.standard_normal((5, 256)),
+        "fc_b": rng.standard_normal(5),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node(
+            "BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["n"], name="bn"
+        ),
+        helper.make_node("Relu", ["n"], ["r"], name="relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], transB=1, name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        [numpy_helper.from_array(t.astype(np.float32), name) for name, t in tensors.items()],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_an_onnx_file(capsys, tmp_path):
+    path = tmp_path / "tiny.onnx"
+    write_tiny_onnx(path)
+    report = inspect_json(capsys, str(path))
+    assert [(r["kind"], r["ops"]) for r in report["nodes"]] == [
+        ("conv", ["Conv", "Relu"]),
+        ("linear", ["Linear"]),
+    ]
+    assert report["totals"]["params"] == 4 * 3 * 9 + 4 + 256 * 5 + 5
+    assert report["nodes"][0]["input_shape"] == [1, 3, 8, 8]
+    assert main(["inspect", str(path), "--input-shape", "1,3,8,8"]) == 2
+    assert "carries its input shapes" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
