@@ -17,7 +17,7 @@ from natopt.errors import NatoptError
 
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = ("inspect", "bench", "report")
+SUBCOMMANDS = ("optimize", "inspect", "bench", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

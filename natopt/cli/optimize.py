@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from natopt.cli.models import load_model
 from natopt.errors import NatoptError, PlanError
 from natopt.passes.transitions import Plan
 from natopt.pipeline.budget import Budget
@@ -211,8 +212,6 @@ def _format_plan(plan: dict[str, str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from natopt.cli.inspect import load_model
-
     if args.example:
         if args.model or args.data:
             raise NatoptError("--example brings its own model and data; drop MODEL and --data")

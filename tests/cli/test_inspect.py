@@ -7,8 +7,9 @@ import textwrap
 
 import pytest
 
-from natopt.cli.inspect import COLUMNS, Column, Row, format_table, parse_shape
+from natopt.cli.inspect import COLUMNS, Column, Row, format_table
 from natopt.cli.main import main
+from natopt.cli.models import parse_shape
 from natopt.errors import FrontendError
 
 TINY_MODELS = '''
