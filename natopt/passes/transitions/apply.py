@@ -107,17 +107,24 @@ def _checked_steps(graph: Graph, plan: Plan, vocabulary: Vocabulary) -> list[_St
 
 
 def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
-    """Drop the steps of units inside a branch that is skipped or nulled (outer wins)."""
-    winners = [s for s in steps if s.state.unit.kind == "branch" and s.op in _DEPTH_OVERRIDES]
+    """Drop the steps of units inside a branch that is skipped or nulled (outer wins).
+
+    A unit is inside a branch when its main node is one of the branch's nodes; the largest
+    such branch is named in ``report.overridden``.
+    """
+    winners = sorted(
+        (s for s in steps if s.state.unit.kind == "branch" and s.op in _DEPTH_OVERRIDES),
+        key=lambda s: -len(s.state.unit.nodes),
+    )
+    members = [{id(n) for n in w.state.unit.nodes} for w in winners]
     kept = []
     for step in steps:
+        main = id(step.state.unit.main)
         outer = next(
             (
                 w
-                for w in winners
-                if w is not step
-                and any(step.state.unit.main is n for n in w.state.unit.nodes)
-                and len(w.state.unit.nodes) >= len(step.state.unit.nodes)
+                for w, nodes in zip(winners, members, strict=True)
+                if w is not step and main in nodes
             ),
             None,
         )

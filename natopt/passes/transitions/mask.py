@@ -18,7 +18,8 @@ matrix with the unit list and the vocabulary. The rules (one function per depth 
 - type, kernel, low rank: ``targets.target_for`` (shapes, groups, strides, padding, cost).
 - cost order other > skip > null: skip and null remove the unit's MACs and parameters, so
   against a unit they are always cheaper; every other target must be cheaper than the op it
-  replaces (``targets.cheaper``).
+  replaces (``targets.cheaper``). Targets of equal cost are therefore masked: separable ->
+  dilated separable at the same kernel, max <-> avg pooling.
 
 Everything is computed from the graph once, arithmetically: no graph is copied per cell.
 """
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from natopt.ir import Graph, Value
+from natopt.passes.transitions.masked_softmax import masked_sample
 from natopt.passes.transitions.plan import Plan
 from natopt.passes.transitions.state import UnitState, transition_units, unit_state
 from natopt.passes.transitions.targets import Target, target_for
@@ -165,8 +167,6 @@ class TransitionMask:
 
     def random_plan(self, generator: torch.Generator | None = None) -> Plan:
         """A plan drawn uniformly over each unit's valid entries."""
-        from natopt.passes.transitions.masked_softmax import masked_sample
-
         logits = torch.zeros(self.valid.shape)
         return self.plan(masked_sample(logits, self.valid, generator))
 

@@ -79,12 +79,10 @@ def _per_dim(value: tuple[int, ...] | int, n: int) -> tuple[int, ...]:
 
 
 def _conv_geometry(state: UnitState, conv: Node, channels_in: int, channels_out: int) -> None:
-    """Kernel, stride, padding and dilation of a 2-D conv-like node (pool or conv)."""
-    kernel = conv.weights["weight"].shape[2:] if "weight" in conv.weights else None
-    if kernel is None:
-        kernel = tuple(conv.attrs["kernel_size"])
+    """Kernel, stride, padding and dilation of a conv node (kernel only when 2-D, square, odd)."""
+    kernel = tuple(conv.weights["weight"].shape[2:])
     n = len(kernel)
-    dilation = _per_dim(conv.attrs.get("dilation", (1,)), n)
+    dilation = _per_dim(conv.attrs["dilation"], n)
     state.stride = _per_dim(conv.attrs["stride"], n)
     state.padding = _per_dim(conv.attrs["padding"], n)
     state.c_in, state.c_out = channels_in, channels_out
@@ -133,20 +131,12 @@ def _read_lowrank(state: UnitState) -> None:
         state.padding = _per_dim(reduce.attrs["padding"], 2)
 
 
-def _read_pool(state: UnitState) -> None:
-    pool = state.replaced[0]
-    channels = int((pool.inputs[0].shape or (0, 0))[1])
-    _conv_geometry(state, pool, channels, channels)
-
-
 _READERS: dict[str, Callable[[UnitState], None]] = {
     "conv": _read_conv,
     "sep_conv": _read_separable,
     "dil_sep_conv": _read_separable,
     "linear": _read_linear,
     "lowrank": _read_lowrank,
-    "max_pool": _read_pool,
-    "avg_pool": _read_pool,
 }
 
 

@@ -73,6 +73,12 @@ def residual(b: Builder, x: Value, name: str, channels: int = 8) -> Value:
     return b.op("Relu", b.op("Add", b.conv(h, channels, source=f"{name}.conv_b"), x))
 
 
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test draws the same random tensors on every run."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture
 def builder() -> Callable[..., Builder]:
     return Builder
