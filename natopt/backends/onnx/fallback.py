@@ -58,8 +58,8 @@ def export_with_torch(graph: Graph, opset: int, dynamic: bool) -> ModelProto:
             verbose=False,
         )
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BackendError(f"graph {graph.name}: torch.onnx.export failed: {first}") from exc
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise BackendError(f"graph {graph.name}: torch.onnx.export failed: {detail}") from exc
     if program is None:
         raise BackendError(f"graph {graph.name}: torch.onnx.export returned no model")
     return program.model_proto

@@ -60,9 +60,9 @@ def write_model(model: ModelProto, path: Path) -> Path:
     except BackendError:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise BackendError(
-            f"{path}: the ONNX model could not be written and checked: {first}"
+            f"{path}: the ONNX model could not be written and checked: {detail}"
         ) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -151,8 +151,8 @@ def _check(proto: ModelProto, label: str, path: Path | None = None) -> None:
     try:
         onnx.checker.check_model(str(path) if path is not None else proto)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FrontendError(f"{label}: onnx.checker rejects the model: {first}") from None
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise FrontendError(f"{label}: onnx.checker rejects the model: {detail}") from None
 
 
 def _opset(proto: ModelProto) -> int:
