@@ -8,8 +8,10 @@ parameters no unit owns, so the rows add up to the totals exactly. Residual bran
 those rows and are listed after them, outside the totals.
 
 ``--json`` prints ``{"nodes": [rows], "branches": [rows], "totals": {...}}`` and nothing
-else; a row is ``{name, kind, ops, input_shape, output_shape, params, macs, share}`` with
-``share`` the row's fraction of the graph's MACs (the table prints it in percent).
+else; a row is ``{name, kind, ops, input_shape, output_shape, params, macs, share,
+transitions}`` with ``share`` the row's fraction of the graph's MACs (the table prints it in
+percent) and ``transitions`` the unit's valid transitions (``TransitionMask``; the table
+leaves out ``keep``).
 ``--graph`` prints the IR text before the table. Costs count symbolic dims as 1 (batch 1).
 
 The table is built from ``COLUMNS``, a list of column specs: a new column (a unit's valid
@@ -27,6 +29,7 @@ from typing import Any
 from natopt.cli.models import DEFAULT_SHAPE, load_model
 from natopt.ir import Graph, Node, Shape, format_graph, graph_cost, node_cost
 from natopt.passes import Unit, canonicalize, find_units
+from natopt.passes.transitions import compute_mask
 
 __all__ = [
     "NAME",
@@ -56,6 +59,7 @@ class Row:
     macs: int
     share: float = 0.0
     unit: Unit | None = None
+    transitions: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +71,7 @@ class Row:
             "params": self.params,
             "macs": self.macs,
             "share": self.share,
+            "transitions": self.transitions,
         }
 
 
@@ -117,6 +122,7 @@ COLUMNS: list[Column] = [
     Column("params", lambda r: f"{r.params:,}", ">"),
     Column("MACs", lambda r: f"{r.macs:,}", ">"),
     Column("share", lambda r: f"{100 * r.share:.2f}%", ">"),
+    Column("transitions", lambda r: ",".join(t for t in r.transitions if t != "keep") or "-"),
 ]
 
 
@@ -151,6 +157,18 @@ def _node_row(node: Node, params: int, macs: int) -> Row:
     return Row(node.source or node.name, "op", [node.op], data, node.output.shape, params, macs)
 
 
+def _add_transitions(graph: Graph, rows: Sequence[Row]) -> None:
+    """Each unit row's valid transitions (``TransitionMask``; a separable or low-rank pair is
+    one unit, listed on the row of its first half)."""
+    mask = compute_mask(graph)
+    valid = {
+        (id(u.main), u.kind == "branch"): mask.valid_names(i) for i, u in enumerate(mask.units)
+    }
+    for row in rows:
+        if row.unit is not None:
+            row.transitions = valid.get((id(row.unit.main), row.unit.kind == "branch"), [])
+
+
 def inspect_graph(graph: Graph) -> Inspection:
     """Rows for ``graph``'s units and remaining costly nodes, its branches and totals."""
     units = find_units(graph)
@@ -178,6 +196,7 @@ def inspect_graph(graph: Graph) -> Inspection:
     model_bytes = sum(
         int(w.numel()) * w.element_size() for n in graph.nodes for w in n.weights.values()
     )
+    _add_transitions(graph, [*rows, *branches])
     totals = {
         "params": total.params,
         "macs": total.macs,
