@@ -38,7 +38,7 @@ def lift_torch(
 ) -> Graph:
     """Lift ``model`` into a verified IR graph.
 
-    - ``ExportedProgram``: lifted as exported (its own symbolic dims kept).
+    - ``ExportedProgram``: lifted as exported (its symbolic dim 0 becomes ``"batch"``).
     - ``fx.GraphModule`` (from ``torch.compile`` or ``symbolic_trace``): exported when
       ``example_inputs`` allow, else its torch-level graph is lifted.
     - ``nn.Module``: exported in eval mode (the module's flags are restored); with
@@ -46,6 +46,11 @@ def lift_torch(
     """
     if isinstance(model, ExportedProgram):
         graph = lift_program(model, name or "exported_program")
+        if dynamic_batch and any(isinstance(v.shape[0], int) for v in graph.inputs if v.shape):
+            raise FrontendError(
+                "this ExportedProgram has a static batch: export it with dynamic_shapes "
+                "(dim 0 = torch.export.Dim('batch')) or lift the nn.Module with dynamic_batch=True"
+            )
     elif isinstance(model, fx.GraphModule):
         graph = lift_graph_module(model, example_inputs, dynamic_batch, name or "graph_module")
     elif isinstance(model, nn.Module):

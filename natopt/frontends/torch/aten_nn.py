@@ -33,7 +33,7 @@ def ntuple(value: Any, n: int) -> tuple[int, ...]:
 
 
 def _weights(**refs: ParamRef | None) -> dict:
-    return {name: ref.tensor for name, ref in refs.items() if ref is not None}
+    return {name: ref.tensor.detach() for name, ref in refs.items() if ref is not None}
 
 
 def _source(*refs: ParamRef | None) -> str | None:

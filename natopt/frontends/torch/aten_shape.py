@@ -182,7 +182,7 @@ def identity(cx: LiftContext, a: Args) -> Node:
 def cast(cx: LiftContext, a: Args) -> Node:
     """Any dtype conversion -> Cast to the fx node's output dtype (Identity if unchanged)."""
     x = cx.value(a["self"])
-    dtype = from_torch_dtype(cx.fx_node.meta["val"].dtype)
+    dtype = from_torch_dtype(cx.example.dtype)
     if dtype == x.dtype:
         return cx.add("Identity", [x])
     return cx.add("Cast", [x], {"dtype": dtype})

@@ -22,7 +22,7 @@ import torch.fx as fx
 
 from natopt.ir import Graph, Node, Value
 from natopt.ir.infer import ShapeInferenceError, infer_node
-from natopt.ir.types import Dim, from_torch_dtype
+from natopt.ir.types import Dim, from_torch_dtype, to_torch_dtype
 
 __all__ = ["ParamRef", "SymDim", "NotLiftable", "LiftContext", "module_of", "aten_ops", "dim_of"]
 
@@ -57,13 +57,18 @@ def module_of(path: str) -> str | None:
 
 @dataclass(slots=True)
 class LiftContext:
-    """Builds IR nodes for the fx node being lifted and caches per-tensor constants."""
+    """Builds IR nodes for the fx node being lifted and caches per-tensor constants.
+
+    ``fx_node`` is the node being lifted and ``example`` its example result (a meta or fake
+    tensor, or a tuple of them).
+    """
 
     graph: Graph
     dim_sources: dict[str, tuple[Value, int]] = field(default_factory=dict)
     _constants: dict[int, Value] = field(default_factory=dict)
     _dim_tensors: dict[str, Value] = field(default_factory=dict)
     fx_node: fx.Node | None = None
+    example: Any = None
     name_hint: str = "node"
 
     # ---- building ---------------------------------------------------------------------
@@ -95,7 +100,11 @@ class LiftContext:
     def constant(self, tensor: torch.Tensor, *, trainable: bool = False, source: str | None = None):
         """A ``Constant`` node holding ``tensor``; its output shape is the tensor's."""
         node = self.graph.add_node(
-            "Constant", (), weights={"value": tensor}, name=f"{self.name_hint}_const", source=source
+            "Constant",
+            (),
+            weights={"value": tensor.detach()},
+            name=f"{self.name_hint}_const",
+            source=source,
         )
         node.meta["trainable"] = trainable
         node.output.shape = tuple(tensor.shape)
@@ -135,7 +144,7 @@ class LiftContext:
     def require_first_output_only(self) -> None:
         """The IR op gives only the first result of a multi-result op: refuse if others are read."""
         node = self.fx_node
-        if node is None or not isinstance(node.meta.get("val"), (tuple, list)):
+        if node is None or not isinstance(self.example, (tuple, list)):
             return
         for user in node.users:
             if user.target is not operator.getitem or user.args[1] != 0:
@@ -173,7 +182,7 @@ def _scalar_tensor(x: bool | int | float, like: Value | None) -> torch.Tensor:
     if isinstance(x, bool):
         return torch.tensor(x)
     if like is not None and like.dtype.startswith(("float", "bfloat")):
-        return torch.tensor(x, dtype=getattr(torch, like.dtype))
+        return torch.tensor(x, dtype=to_torch_dtype(like.dtype))
     return torch.tensor(x)
 
 

@@ -36,7 +36,7 @@ from natopt.frontends.torch.aten_table import (
 from natopt.frontends.torch.callables import TensorResults
 from natopt.frontends.torch.context import LiftContext, NotLiftable, ParamRef, SymDim
 from natopt.ir import InputRef, Node, Value
-from natopt.ir.types import from_torch_dtype
+from natopt.ir.types import from_torch_dtype, is_static
 
 __all__ = ["Call", "FxWalker", "meta_val", "sym_namer"]
 
@@ -132,7 +132,7 @@ class FxWalker:
         if self.normalise is not None:
             fallback = self.normalise.opaque(node, call)
             call = self.normalise.to_aten(node, call) or fallback
-        self.cx.fx_node, self.cx.name_hint = node, node.name
+        self.cx.fx_node, self.cx.example, self.cx.name_hint = node, val, node.name
         result = self._lift_call(node, call, val, fallback)
         self._fill_shapes(result, val)
         if mutates_first_argument(call.target) and isinstance(node.args[0], fx.Node):
@@ -164,19 +164,23 @@ class FxWalker:
         return val
 
     def _fill_shapes(self, result: Any, val: Any) -> None:
-        """Values whose shape inference failed take the fx node's recorded shape and dtype."""
+        """Values whose shape inference failed take the fx node's recorded shape and dtype;
+        an inferred static shape that disagrees with torch's is a frontend bug, said here."""
         values = result if isinstance(result, (list, tuple)) else [result]
         vals = val if isinstance(val, (list, tuple)) else [val]
         for value, example in zip(values, vals, strict=False):
-            if (
-                isinstance(value, Value)
-                and value.shape is None
-                and isinstance(example, torch.Tensor)
-            ):
-                dims = [self.sym(d) for d in example.shape]
-                if all(d is not None for d in dims):
-                    value.shape = tuple(d if isinstance(d, int) else d.dim for d in dims)
+            if not (isinstance(value, Value) and isinstance(example, torch.Tensor)):
+                continue
+            dims = [self.sym(d) for d in example.shape]
+            shape = tuple(d.dim if isinstance(d, SymDim) else d for d in dims)
+            if value.shape is None:
+                value.shape = None if None in shape else shape
                 value.dtype = from_torch_dtype(example.dtype)
+            elif is_static(value.shape) and is_static(shape) and value.shape != shape:
+                raise FrontendError(
+                    f"fx node {self.cx.name_hint}: lifted to shape {value.shape} but torch "
+                    f"computes {shape}; this is a bug in the natopt torch frontend"
+                )
 
 
 def lift_opaque(cx: LiftContext, call: Call, val: Any) -> Value | tuple:

@@ -32,7 +32,13 @@ from natopt.frontends.torch.program import add_graph_input, lift_program
 from natopt.frontends.torch.torch_level_table import TorchLevelNormaliser
 from natopt.ir import Graph
 
-__all__ = ["lift_graph_module", "lift_torch_level", "dynamo_path", "INPUT_POSITIONS"]
+__all__ = [
+    "lift_graph_module",
+    "lift_torch_level",
+    "dynamo_path",
+    "dynamo_stored_inputs",
+    "INPUT_POSITIONS",
+]
 
 INPUT_POSITIONS = "input_positions"
 _DYNAMO_PART = re.compile(r"_(?:modules|parameters|buffers)_")
@@ -50,7 +56,9 @@ def dynamo_path(name: str) -> str | None:
     return ".".join(parts) if parts and all(parts) else None
 
 
-def _stored_inputs(placeholders: Sequence[fx.Node], inputs: Sequence[Any]) -> dict[int, ParamRef]:
+def dynamo_stored_inputs(
+    placeholders: Sequence[fx.Node], inputs: Sequence[Any]
+) -> dict[int, ParamRef]:
     """Placeholders that are the model's own tensors (dynamo graphs), by position."""
     stored = {}
     for i, (node, example) in enumerate(zip(placeholders, inputs, strict=False)):
@@ -144,7 +152,7 @@ def lift_graph_module(
             f"GraphModule {name} has {len(placeholders)} placeholders but {len(inputs)} example "
             "inputs were given"
         )
-    stored = _stored_inputs(placeholders, inputs)
+    stored = dynamo_stored_inputs(placeholders, inputs)
     for i, (node, example) in enumerate(zip(placeholders, inputs, strict=False)):
         if i not in stored and not isinstance(example, torch.Tensor):
             raise FrontendError(
