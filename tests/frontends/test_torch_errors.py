@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from natopt.backends import to_torch
 from natopt.errors import FrontendError
 from natopt.frontends import lift
 from natopt.frontends.torch import lift_torch
+from natopt.frontends.torch.graph_module import lift_torch_level
 
 
 class _Small(nn.Module):
@@ -101,3 +103,14 @@ def test_lifting_a_thousand_node_graph_takes_seconds():
     elapsed = time.perf_counter() - start
     assert len(graph) > 1000
     assert elapsed < 30, elapsed
+
+
+def test_index_writes_in_a_torch_level_graph_are_refused_not_silently_dropped():
+    """Dynamo records ``y[:, 0] = 0`` as operator.setitem; without export it cannot be lifted."""
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    graph.call_function(operator.setitem, (x, (slice(None), 0), 0.0))
+    graph.output(x)
+    module = torch.fx.GraphModule(nn.Module(), graph)
+    with pytest.raises(FrontendError, match="writes into a tensor by indexing"):
+        lift_torch_level(module, (torch.randn(2, 3),), "setitem")

@@ -85,3 +85,25 @@ def test_convolution_with_a_computed_weight_is_opaque():
     assert [n.attrs["target"] for n in graph.find("Opaque")] == [torch.ops.aten.conv2d.default]
     with torch.no_grad():
         assert_close(model(x), to_torch(graph)(x))
+
+
+class _WritesThroughViews(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x).clone()
+        y[:, 0] = 0.0
+        y[:, 1:3].mul_(2.0)
+        return torch.relu_(y)
+
+
+def test_in_place_writes_through_views_keep_their_meaning():
+    torch.manual_seed(0)
+    model = _WritesThroughViews().eval()
+    x = torch.randn(3, 4)
+    graph = lift_torch(model, x)
+    with torch.no_grad():
+        assert_close(model(x), to_torch(graph)(x))
+        assert_close(model(x), run_graph(graph, [x])[0])

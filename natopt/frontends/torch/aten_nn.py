@@ -106,6 +106,8 @@ def addmm(cx: LiftContext, a: Args) -> Node:
     if a["beta"] != 1 or a["alpha"] != 1:
         raise NotLiftable("addmm with beta/alpha other than 1")
     weight_t, bias = cx.param(a["mat2"]), cx.param(a["self"])
+    if bias is not None and bias.tensor.dim() != 1:
+        raise NotLiftable("addmm with a bias that is not a vector")
     weight = ParamRef(weight_t.tensor.t(), weight_t.path, weight_t.trainable)
     x = cx.value(a["mat1"])
     return cx.add("Linear", [x], {}, _weights(weight=weight, bias=bias), source=_source(weight))

@@ -157,6 +157,8 @@ def split(cx: LiftContext, a: Args) -> Node:
     elif "chunks" in a:
         total = _static_dim(x, axis)
         sizes = _split_sizes(total, -(-total // int(a["chunks"])))
+    elif isinstance(a["split_size"], (list, tuple)):
+        sizes = tuple(_static(s, "split size") for s in a["split_size"])
     else:
         sizes = _split_sizes(_static_dim(x, axis), _static(a["split_size"], "split size"))
     return cx.add("Split", [x], {"axis": axis, "sizes": sizes})

@@ -16,6 +16,7 @@ torch-level table, with shapes from running it once on the example inputs.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -95,6 +96,13 @@ def lift_torch_level(
 ) -> Graph:
     """Lift a torch-level fx graph (call_module / torch functions / tensor methods)."""
     stored = stored or {}
+    for node in module.graph.nodes:
+        if node.op == "call_function" and node.target is operator.setitem:
+            raise FrontendError(
+                f"{name}: node {node.name} writes into a tensor by indexing (x[...] = y), which "
+                "a torch-level graph cannot express functionally; make the model exportable "
+                "with torch.export, or write it out of place (torch.where, torch.cat)"
+            )
     vals = _record_examples(module, inputs)
     graph = Graph(name)
     cx = LiftContext(graph)

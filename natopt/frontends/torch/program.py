@@ -17,6 +17,7 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
 from natopt.errors import FrontendError
+from natopt.frontends.torch.aten_table import mutates_first_argument
 from natopt.frontends.torch.context import LiftContext, ParamRef
 from natopt.frontends.torch.fx_lift import FxWalker, meta_val, sym_namer
 from natopt.ir import Graph, Value
@@ -59,6 +60,27 @@ def _stored(program: ExportedProgram, kind: InputKind, target: str) -> ParamRef:
     return ParamRef(program.constants[target], target, False)
 
 
+def _is_view(node: fx.Node) -> bool:
+    returns = getattr(getattr(node.target, "_schema", None), "returns", ())
+    alias = returns[0].alias_info if returns else None
+    return node.op == "call_function" and alias is not None and not alias.is_write
+
+
+def _mutates_an_alias(program: ExportedProgram) -> bool:
+    """Some in-place op writes a tensor that is a view, or that a view was taken of.
+
+    The walker's rewiring (later reads of a mutated tensor see the new value) is exact only
+    without aliases; with them the program is functionalised first.
+    """
+    for node in program.graph.nodes:
+        if not mutates_first_argument(node.target) or not isinstance(node.args[0], fx.Node):
+            continue
+        written = node.args[0]
+        if _is_view(written) or any(_is_view(user) for user in written.users):
+            return True
+    return False
+
+
 def lift_program(
     program: ExportedProgram, name: str, stored_inputs: dict[int, ParamRef] | None = None
 ) -> Graph:
@@ -66,18 +88,23 @@ def lift_program(
 
     ``stored_inputs`` binds user inputs (by position) that are really stored tensors: the
     parameters a dynamo graph takes as arguments. The other user inputs become graph inputs.
+    A program that writes through views (``y[:, 0] = 0``) is functionalised first
+    (``run_decompositions({})``: in-place ops become ``select_scatter`` and the like).
     """
     stored_inputs = stored_inputs or {}
+    if _mutates_an_alias(program):
+        program = program.run_decompositions({})
     graph = Graph(name)
     cx = LiftContext(graph)
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     user = [s for s in program.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
+    position = {id(spec): i for i, spec in enumerate(user)}
     sym = sym_namer(batch_symbols([meta_val(placeholders[s.arg.name]) for s in user]))
     env: dict[fx.Node, Any] = {}
     for spec in program.graph_signature.input_specs:
         node = placeholders.get(getattr(spec.arg, "name", ""))
-        if spec.kind == InputKind.USER_INPUT and user.index(spec) in stored_inputs:
-            env[node] = stored_inputs[user.index(spec)]
+        if spec.kind == InputKind.USER_INPUT and position[id(spec)] in stored_inputs:
+            env[node] = stored_inputs[position[id(spec)]]
         elif spec.kind == InputKind.USER_INPUT:
             if node is None:
                 raise FrontendError(
