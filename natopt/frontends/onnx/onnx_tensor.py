@@ -172,11 +172,15 @@ def pad(cx: LiftContext, node: NodeProto) -> Value:
     begins, ends = [0] * rank, [0] * rank
     for axis, begin, end in zip(axes, pads[:n], pads[n:], strict=True):
         begins[axis % rank], ends[axis % rank] = begin, end
+    mode = node_attrs(node).get("mode", "constant")
     used = next((i for i in range(rank) if begins[i] or ends[i]), rank)
+    if mode != "constant":  # torch pads all dims but N and C in these modes
+        if used < 2:
+            raise cx.fail(node, f"{mode} padding of the batch or channel dim is not supported")
+        used = 2
     torch_pads: list[int] = []
     for axis in reversed(range(used, rank)):
         torch_pads += [begins[axis], ends[axis]]
-    mode = node_attrs(node).get("mode", "constant")
     attrs = {"pads": tuple(torch_pads), "mode": _PAD_MODES[mode], "value": cx.scalar(node, 2, 0.0)}
     return cx.emit(node, "Pad", [x], attrs).output
 
