@@ -11,6 +11,8 @@
   sweep; a sweep that changes nothing is a local optimum, and the search restarts from a
   uniformly random plan while budget remains.
 
+Greedy looks plans up in the evaluator's cache all the time (the current plan at every unit),
+so its draw limit is 50 x the budget rather than 2 x; lookups are free, only evaluations count.
 Both alternate with ``train_shared`` like the NAT search (after each round of evaluations),
 and both end like it: the top-K distinct plans by search reward are scored with
 ``space.validate`` and the best is returned.
@@ -66,7 +68,7 @@ def greedy_search(
     *,
     seed: int = 0,
     candidates: int = 10,
-    max_draws_factor: int = 2,
+    max_draws_factor: int = 50,
     progress: Progress | None = None,
 ) -> SearchResult:
     """Coordinate ascent over units with random restarts for at most ``budget`` evaluations."""

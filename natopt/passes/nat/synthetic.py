@@ -9,8 +9,10 @@ with per-unit tables ``r`` ~ N(0, 1), chain interactions ``w`` ~ N(0, ``coupling
 sizes ``c_u`` ~ U(0.5, 1.5) and the relative costs ``f`` of the transitions (keep 1, cheaper
 ops less, null 0). The interactions make a one-unit-at-a-time search myopic, as on a real
 network where nulling one block changes what its neighbour is worth. Every transition but
-``keep`` is valid with probability ``density``. The whole space is small enough to enumerate
-(``exhaustive``), so a search's result can be compared with the true best plan.
+``keep`` is valid with probability ``density``. With ``noise`` > 0, ``evaluate`` adds
+N(0, noise²) to the reward (a score measured on a finite sample), from a generator seeded
+with ``seed``; ``validate`` stays exact. The whole space is small enough to enumerate, so a
+search's result can be compared with the true best plan (``rank``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def synthetic_problem(
     coupling: float = 0.5,
     cost_weight: float = 1.0,
     density: float = 0.75,
+    noise: float = 0.0,
 ) -> SyntheticProblem:
     """A chain of ``units`` units over ``SYNTHETIC_VOCABULARY`` (see the module docstring)."""
     rng = np.random.default_rng(seed)
@@ -68,8 +71,15 @@ def synthetic_problem(
         cost = sum(size[u] * _RELATIVE_COST[a] for u, a in enumerate(actions))
         return Evaluation(float(quality - cost_weight * cost), float(quality), float(cost))
 
-    def evaluate(plan: Plan) -> Evaluation:
+    def exact(plan: Plan) -> Evaluation:
         return score(tuple(index[plan[name]] for name in names))
+
+    noise_rng = np.random.default_rng([seed, 1])
+
+    def measured(plan: Plan) -> Evaluation:
+        truth = exact(plan)
+        error = float(noise_rng.normal(scale=noise))
+        return Evaluation(truth.reward + error, truth.quality + error, truth.cost)
 
     edges = [[u, u + 1] for u in range(units - 1)] + [[u + 1, u] for u in range(units - 1)]
     graph = UnitGraph(
@@ -78,7 +88,14 @@ def synthetic_problem(
         features=torch.from_numpy(rng.random((units, len(FEATURES))).astype(np.float32)),
         edge_index=torch.tensor(edges, dtype=torch.long).reshape(-1, 2).T.contiguous(),
     )
-    space = SearchSpace(names, list(SYNTHETIC_VOCABULARY), torch.from_numpy(mask), graph, evaluate)
+    space = SearchSpace(
+        names,
+        list(SYNTHETIC_VOCABULARY),
+        torch.from_numpy(mask),
+        graph,
+        measured if noise > 0 else exact,
+        validate=exact if noise > 0 else None,
+    )
     rewards = _all_rewards(table, pair, size * cost_weight, mask)
     best = np.unravel_index(int(rewards.argmax()), rewards.shape)
     valid = [np.flatnonzero(row) for row in mask]

@@ -187,3 +187,14 @@ def test_invalid_spaces_are_refused():
     with pytest.raises(ValueError, match="budget"):
         random_search(space, 0)
     assert torch.equal(space.mask[:, 0], torch.ones(4, dtype=torch.bool))
+
+
+def test_noisy_synthetic_space_measures_noisily_and_validates_exactly():
+    problem = synthetic_problem(5, seed=9, noise=0.5)
+    plan = problem.best_plan
+    assert problem.space.validate is not None
+    assert problem.space.validate(plan).reward == pytest.approx(problem.best_reward)
+    measured = {problem.space.evaluate(plan).reward for _ in range(3)}
+    assert len(measured) == 3 and all(abs(r - problem.best_reward) < 3 for r in measured)
+    result = random_search(problem.space, 60, seed=0)
+    assert result.best_evaluation == problem.space.validate(result.best_plan)
