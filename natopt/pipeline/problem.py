@@ -19,6 +19,7 @@ from natopt.backends import load_weights_into_graph, to_torch
 from natopt.ir import Cost, Graph, graph_cost, run_graph
 from natopt.passes.nat import Evaluation
 from natopt.passes.transitions import TransitionMask, apply_plan
+from natopt.passes.transitions.calibrate import ActivationCache
 from natopt.passes.transitions.targets import target_for
 from natopt.pipeline.budget import Budget, reward
 from natopt.pipeline.data import Dataset, Splits
@@ -44,7 +45,7 @@ class SearchProblem:
     splits: Splits
     budget: Budget | None
     cost_weight: float
-    calibration: list[list[torch.Tensor]]
+    calibration: ActivationCache
     shared_steps: int = 0
     seed: int = 0
     shared: Graph = field(init=False)

@@ -39,7 +39,7 @@ from natopt.ir import Graph, Node, verify
 from natopt.passes.base import PassContext, PassManager
 from natopt.passes.dead_code import DeadCodePass
 from natopt.passes.remove_identity import RemoveIdentityPass
-from natopt.passes.transitions.calibrate import REFITS, capture, run_chain
+from natopt.passes.transitions.calibrate import REFITS, ActivationCache, run_chain
 from natopt.passes.transitions.inherit import relative_error
 from natopt.passes.transitions.mask import MaskContext, check_transition
 from natopt.passes.transitions.plan import Plan
@@ -148,12 +148,12 @@ def _value_names(step: _Step) -> tuple[str, str]:
 def _calibrate(
     original: Graph,
     steps: list[_Step],
-    calibration: Sequence[Tensor | Sequence[Tensor]],
+    calibration: ActivationCache,
     alpha: float,
     report: ApplyReport,
 ) -> None:
     names = {name for step in steps for name in _value_names(step)}
-    seen = capture(original, calibration, names)
+    seen = calibration.capture(original, names)
     for step in steps:
         x_name, y_name = _value_names(step)
         x, y = seen[x_name], seen[y_name]
@@ -173,13 +173,14 @@ def apply_plan(
     graph: Graph,
     plan: Plan | Mapping[str, str],
     *,
-    calibration: Sequence[Tensor | Sequence[Tensor]] | None = None,
+    calibration: ActivationCache | Sequence[Tensor | Sequence[Tensor]] | None = None,
     ridge: float = 1e-3,
     vocabulary: Vocabulary = VOCABULARY,
 ) -> Graph:
     """A rewritten, verified copy of ``graph``; ``graph.meta["transitions"]`` is the report.
 
-    ``calibration``: input batches (a tensor, or a tuple with one tensor per graph input) on
+    ``calibration``: input batches (a tensor, or a tuple with one tensor per graph input), or
+    an ``ActivationCache`` of them to reuse captured activations across plans, on
     which replacements are refit by ridge least squares (``ridge``: the relative weight of
     the pull towards the inherited weights).
     """
@@ -192,6 +193,8 @@ def apply_plan(
         step.new = rewrite_unit(result, step.state, step.op, step.target)
         report.applied[step.state.unit.name] = plan.transitions[step.state.unit.name]
     if calibration is not None and steps:
+        if not isinstance(calibration, ActivationCache):
+            calibration = ActivationCache(calibration)
         _calibrate(graph, steps, calibration, ridge, report)
     cleanup = PassManager([RemoveIdentityPass(), DeadCodePass()])
     result = cleanup.run(result, PassContext(verify=False)).graph

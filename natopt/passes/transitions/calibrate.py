@@ -32,7 +32,7 @@ from torch import Tensor
 from natopt.ir import Graph, Node, Value, call_node, run_graph
 from natopt.passes.transitions.inherit import ridge_refit
 
-__all__ = ["capture", "run_chain", "REFITS", "MAX_ROWS"]
+__all__ = ["capture", "ActivationCache", "run_chain", "REFITS", "MAX_ROWS"]
 
 MAX_ROWS = 16384
 
@@ -56,6 +56,35 @@ def capture(
         keep(graph.inputs, inputs)
         run_graph(graph, inputs, watch=watch)
     return {name: torch.cat(parts) for name, parts in seen.items() if parts}
+
+
+class ActivationCache:
+    """Activations of one graph on fixed calibration batches, captured once and reused.
+
+    A search applies many plans to the same graph: each needs the activations of a few
+    units, and running the whole graph on the calibration data for each plan would cost
+    more than the rest of the evaluation. The cache keys on the identity of the graph and
+    of its weight tensors (natopt replaces weight tensors, never edits them in place), so
+    fine-tuned shared weights are captured anew.
+    """
+
+    def __init__(self, calibration: Sequence[Tensor | Sequence[Tensor]]) -> None:
+        self.calibration = list(calibration)
+        self._key: tuple[int, ...] | None = None
+        self._values: dict[str, Tensor] = {}
+
+    @staticmethod
+    def _fingerprint(graph: Graph) -> tuple[int, ...]:
+        return (id(graph), *(id(w) for node in graph.nodes for w in node.weights.values()))
+
+    def capture(self, graph: Graph, names: set[str]) -> dict[str, Tensor]:
+        key = self._fingerprint(graph)
+        if key != self._key:
+            self._key, self._values = key, {}
+        missing = names - self._values.keys()
+        if missing:
+            self._values.update(capture(graph, self.calibration, missing))
+        return {name: self._values[name] for name in names if name in self._values}
 
 
 def run_chain(nodes: Sequence[Node], x: Tensor) -> Tensor:
