@@ -10,23 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from natopt.frontends.torch.context import LiftContext, NotLiftable, aten_ops
+from natopt.frontends.torch.context import Args, LiftContext, NotLiftable, aten_ops, first_arg
 from natopt.ir import Node, Value
 
 __all__ = ["ELEMENTWISE_ADAPTERS"]
-
-Args = dict[str, Any]
-
-
-def _first(a: Args) -> Any:
-    return next(iter(a.values()))
 
 
 def unary(op: str, **attrs: Any):
     """An adapter lifting the op's first argument through the attribute-free IR ``op``."""
 
     def adapter(cx: LiftContext, a: Args) -> Node:
-        return cx.add(op, [cx.value(_first(a))], attrs)
+        return cx.add(op, [cx.value(first_arg(a))], attrs)
 
     adapter.__name__ = f"unary_{op}"
     return adapter

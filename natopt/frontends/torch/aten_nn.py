@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from natopt.frontends.torch.context import (
+    Args,
     LiftContext,
     NotLiftable,
     ParamRef,
@@ -20,8 +21,6 @@ from natopt.frontends.torch.context import (
 from natopt.ir import Node, Value
 
 __all__ = ["NN_ADAPTERS"]
-
-Args = dict[str, Any]
 
 
 def ntuple(value: Any, n: int) -> tuple[int, ...]:

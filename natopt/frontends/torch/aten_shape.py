@@ -11,13 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from natopt.frontends.torch.context import LiftContext, NotLiftable, SymDim, aten_ops
+from natopt.frontends.torch.context import (
+    Args,
+    LiftContext,
+    NotLiftable,
+    SymDim,
+    aten_ops,
+    first_arg,
+)
 from natopt.ir import Node, Value
 from natopt.ir.types import from_torch_dtype
 
 __all__ = ["SHAPE_ADAPTERS", "PARAM_VIEWS"]
-
-Args = dict[str, Any]
 
 
 def _rank(x: Value) -> int:
@@ -173,12 +178,8 @@ def unbind(cx: LiftContext, a: Args) -> list[Value]:
     return [cx.add("Squeeze", [p], {"axes": (axis,)}).output for p in pieces]
 
 
-def _first(a: Args) -> Any:
-    return next(iter(a.values()))
-
-
 def identity(cx: LiftContext, a: Args) -> Node:
-    return cx.add("Identity", [cx.value(_first(a))])
+    return cx.add("Identity", [cx.value(first_arg(a))])
 
 
 def cast(cx: LiftContext, a: Args) -> Node:
@@ -192,7 +193,7 @@ def cast(cx: LiftContext, a: Args) -> Node:
 
 def dropout(cx: LiftContext, a: Args) -> Node:
     cx.require_first_output_only()
-    return cx.add("Dropout", [cx.value(_first(a))], {"p": float(a["p"])})
+    return cx.add("Dropout", [cx.value(first_arg(a))], {"p": float(a["p"])})
 
 
 def pad(cx: LiftContext, a: Args) -> Node:

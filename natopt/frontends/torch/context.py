@@ -22,9 +22,18 @@ import torch.fx as fx
 
 from natopt.ir import Graph, Node, Value
 from natopt.ir.infer import ShapeInferenceError, infer_node
-from natopt.ir.types import Dim, from_torch_dtype, to_torch_dtype
+from natopt.ir.types import from_torch_dtype, to_torch_dtype
 
-__all__ = ["ParamRef", "SymDim", "NotLiftable", "LiftContext", "module_of", "aten_ops", "dim_of"]
+__all__ = [
+    "Args",
+    "LiftContext",
+    "NotLiftable",
+    "ParamRef",
+    "SymDim",
+    "aten_ops",
+    "first_arg",
+    "module_of",
+]
 
 
 @dataclass(slots=True, eq=False)
@@ -186,13 +195,13 @@ def _scalar_tensor(x: bool | int | float, like: Value | None) -> torch.Tensor:
     return torch.tensor(x)
 
 
-def dim_of(d: Any) -> Dim | None:
-    """An IR dim for an int or a SymDim, ``None`` for anything else."""
-    if isinstance(d, int):
-        return d
-    if isinstance(d, SymDim):
-        return d.dim
-    return None
+Args = dict[str, Any]
+"""An fx node's arguments bound by schema name (what an adapter receives)."""
+
+
+def first_arg(a: Args) -> Any:
+    """The first argument, whatever the schema calls it (``self`` or ``input``)."""
+    return next(iter(a.values()))
 
 
 def aten_ops(*names: str) -> list[Any]:

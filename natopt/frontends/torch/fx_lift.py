@@ -148,8 +148,8 @@ class FxWalker:
                     return _fold(call)
                 return _as_result(adapter(self.cx, bound), val)
             except NotLiftable as why:
-                node.meta["natopt_opaque_reason"] = str(why)
-        return lift_opaque(self.cx, fallback, val)
+                return lift_opaque(self.cx, fallback, val, reason=str(why))
+        return lift_opaque(self.cx, fallback, val, reason="no adapter for this target")
 
     def _python_value(self, val: Any) -> Any:
         """A size or other non-tensor result: ints stay ints, SymInts become SymDims."""
@@ -160,7 +160,9 @@ class FxWalker:
         if isinstance(val, torch.SymInt):
             return self.sym(val)
         if isinstance(val, (torch.SymFloat, torch.SymBool)):
-            raise NotLiftable(f"symbolic scalar {val} is not supported")
+            raise FrontendError(
+                f"symbolic scalar {val} is not supported; lift without dynamic_batch"
+            )
         return val
 
     def _fill_shapes(self, result: Any, val: Any) -> None:
@@ -183,11 +185,12 @@ class FxWalker:
                 )
 
 
-def lift_opaque(cx: LiftContext, call: Call, val: Any) -> Value | tuple:
+def lift_opaque(cx: LiftContext, call: Call, val: Any, *, reason: str) -> Value | tuple:
     """``Opaque`` node: the callable with every tensor argument replaced by ``InputRef(i)``.
 
     A result tuple that holds non-tensors keeps only its tensors as outputs
-    (``TensorResults``); the others keep their example values.
+    (``TensorResults``); the others keep their example values. ``meta["reason"]`` says why
+    the call has no IR form.
     """
     inputs: list[Value] = []
 
@@ -207,15 +210,19 @@ def lift_opaque(cx: LiftContext, call: Call, val: Any) -> Value | tuple:
         return x
 
     args, kwargs = template(tuple(call.args)), template(dict(call.kwargs))
-    if not isinstance(val, (list, tuple)):
-        attrs = {"target": call.target, "args": args, "kwargs": kwargs, "num_outputs": 1}
-        return cx.add("Opaque", inputs, attrs).output
-    positions = tuple(i for i, v in enumerate(val) if isinstance(v, torch.Tensor))
+    several = isinstance(val, (list, tuple))
+    positions = (
+        tuple(i for i, v in enumerate(val) if isinstance(v, torch.Tensor)) if several else (0,)
+    )
     target = call.target
-    if len(positions) != len(val) or len(positions) == 1:
+    if several and (len(positions) != len(val) or len(positions) == 1):
         target = TensorResults(target, positions)
     attrs = {"target": target, "args": args, "kwargs": kwargs, "num_outputs": len(positions)}
-    outputs = iter(cx.add("Opaque", inputs, attrs).outputs)
+    node = cx.add("Opaque", inputs, attrs)
+    node.meta["reason"] = reason
+    if not several:
+        return node.output
+    outputs = iter(node.outputs)
     return tuple(next(outputs) if i in positions else v for i, v in enumerate(val))
 
 
