@@ -69,6 +69,13 @@ class EmitContext:
         """``value`` is known under ``name`` (an initializer standing for a Constant)."""
         self._names[id(value)] = name
 
+    def arg(self, node: Node, index: int) -> Value:
+        """Input ``index`` of ``node``, which must be present."""
+        value = node.inputs[index] if index < len(node.inputs) else None
+        if value is None:
+            raise NotLowerable(f"{node.op} {node.name}: input {index} is missing")
+        return value
+
     def inputs(self, node: Node) -> list[str]:
         return [self.name(v) for v in node.inputs]
 

@@ -48,7 +48,7 @@ def conv(cx: EmitContext, node: Node) -> None:
     weight = node.weights["weight"]
     kernel = tuple(weight.shape[2:])
     n = len(kernel)
-    inputs = [cx.name(node.inputs[0]), cx.weight(node, "weight")]
+    inputs = [cx.name(cx.arg(node, 0)), cx.weight(node, "weight")]
     if "bias" in node.weights:
         inputs.append(cx.weight(node, "bias"))
     cx.add(
@@ -66,7 +66,7 @@ def conv(cx: EmitContext, node: Node) -> None:
 def conv_transpose(cx: EmitContext, node: Node) -> None:
     weight = node.weights["weight"]
     n = weight.dim() - 2
-    inputs = [cx.name(node.inputs[0]), cx.weight(node, "weight")]
+    inputs = [cx.name(cx.arg(node, 0)), cx.weight(node, "weight")]
     if "bias" in node.weights:
         inputs.append(cx.weight(node, "bias"))
     cx.add(
@@ -83,7 +83,7 @@ def conv_transpose(cx: EmitContext, node: Node) -> None:
 
 
 def linear(cx: EmitContext, node: Node) -> None:
-    x = node.inputs[0]
+    x = cx.arg(node, 0)
     weight = node.weights["weight"]
     has_bias = "bias" in node.weights
     if cx.rank(x) == 2:
@@ -110,7 +110,7 @@ def batch_norm(cx: EmitContext, node: Node) -> None:
     channels = tuple(mean.shape)
     dtype = str(mean.dtype).removeprefix("torch.")
     inputs = [
-        cx.name(node.inputs[0]),
+        cx.name(cx.arg(node, 0)),
         _weight_or(cx, node, "weight", channels, 1.0, dtype),
         _weight_or(cx, node, "bias", channels, 0.0, dtype),
         cx.weight(node, "running_mean"),
@@ -120,7 +120,7 @@ def batch_norm(cx: EmitContext, node: Node) -> None:
 
 
 def layer_norm(cx: EmitContext, node: Node) -> None:
-    x = node.inputs[0]
+    x = cx.arg(node, 0)
     shape = tuple(node.attrs["normalized_shape"])
     scale = _weight_or(cx, node, "weight", shape, 1.0, x.dtype)
     bias = _weight_or(cx, node, "bias", shape, 0.0, x.dtype)
@@ -139,7 +139,7 @@ def layer_norm(cx: EmitContext, node: Node) -> None:
 
 
 def group_norm(cx: EmitContext, node: Node) -> None:
-    x = node.inputs[0]
+    x = cx.arg(node, 0)
     rank = cx.rank(x)
     channels = cx.dims(x)[1]
     groups = int(node.attrs["num_groups"])
@@ -161,11 +161,11 @@ def group_norm(cx: EmitContext, node: Node) -> None:
 
 
 def embedding(cx: EmitContext, node: Node) -> None:
-    cx.add("Gather", [cx.weight(node, "weight"), cx.name(node.inputs[0])], cx.out(node), axis=0)
+    cx.add("Gather", [cx.weight(node, "weight"), cx.name(cx.arg(node, 0))], cx.out(node), axis=0)
 
 
 def attention(cx: EmitContext, node: Node) -> None:
-    q, k, v = node.inputs[:3]
+    q, k, v = (cx.arg(node, i) for i in range(3))
     mask = node.inputs[3] if len(node.inputs) > 3 else None
     q_dims, k_dims = cx.dims(q), cx.dims(k)
     scale = node.attrs["scale"]
@@ -212,18 +212,18 @@ def _pool_attrs(node: Node) -> dict:
 def max_pool(cx: EmitContext, node: Node) -> None:
     attrs = _pool_attrs(node)
     attrs["dilations"] = _per_dim(node.attrs["dilation"], len(attrs["kernel_shape"]))
-    cx.add("MaxPool", [cx.name(node.inputs[0])], cx.out(node), **attrs)
+    cx.add("MaxPool", [cx.name(cx.arg(node, 0))], cx.out(node), **attrs)
 
 
 def avg_pool(cx: EmitContext, node: Node) -> None:
     attrs = _pool_attrs(node)
     attrs["count_include_pad"] = int(node.attrs["count_include_pad"])
-    cx.add("AveragePool", [cx.name(node.inputs[0])], cx.out(node), **attrs)
+    cx.add("AveragePool", [cx.name(cx.arg(node, 0))], cx.out(node), **attrs)
 
 
 def _adaptive(global_op: str, window_op: str):
     def emit(cx: EmitContext, node: Node) -> None:
-        x = node.inputs[0]
+        x = cx.arg(node, 0)
         spatial = cx.dims(x)[2:]
         size = node.attrs["output_size"]
         size = _per_dim(size, len(spatial)) if size is not None else [None] * len(spatial)
@@ -231,12 +231,16 @@ def _adaptive(global_op: str, window_op: str):
         if all(o == 1 for o in wanted):
             cx.add(global_op, [cx.name(x)], cx.out(node))
             return
-        if not all(isinstance(s, int) and s % o == 0 for s, o in zip(spatial, wanted, strict=True)):
+        window = [
+            s // o
+            for s, o in zip(spatial, wanted, strict=True)
+            if isinstance(s, int) and isinstance(o, int) and s % o == 0
+        ]
+        if len(window) != len(spatial):
             raise NotLowerable(
                 f"{node.op} {node.name}: output size {wanted} from input {spatial} needs static "
                 "input dims that are multiples of it"
             )
-        window = [s // o for s, o in zip(spatial, wanted, strict=True)]
         cx.add(window_op, [cx.name(x)], cx.out(node), kernel_shape=window, strides=window)
 
     return emit

@@ -66,7 +66,7 @@ def _same(op_type: str, *attr_names: str) -> Emitter:
 
 
 def clip(cx: EmitContext, node: Node, low: float | None = None, high: float | None = None) -> None:
-    x = node.inputs[0]
+    x = cx.arg(node, 0)
     low = node.attrs.get("min") if low is None else low
     high = node.attrs.get("max") if high is None else high
     bounds = ["" if b is None else cx.scalar(b, x, "clip") for b in (low, high)]
@@ -76,7 +76,7 @@ def clip(cx: EmitContext, node: Node, low: float | None = None, high: float | No
 
 
 def silu(cx: EmitContext, node: Node) -> None:
-    x = cx.name(node.inputs[0])
+    x = cx.name(cx.arg(node, 0))
     cx.add("Mul", [x, cx.add("Sigmoid", [x])], cx.out(node))
 
 
@@ -84,12 +84,12 @@ def hard_swish(cx: EmitContext, node: Node) -> None:
     if cx.opset >= 14:
         cx.add("HardSwish", cx.inputs(node), cx.out(node))
         return
-    x = cx.name(node.inputs[0])
+    x = cx.name(cx.arg(node, 0))
     cx.add("Mul", [x, cx.add("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)], cx.out(node))
 
 
 def gelu(cx: EmitContext, node: Node) -> None:
-    x_value = node.inputs[0]
+    x_value = cx.arg(node, 0)
     approximate = node.attrs["approximate"]
     if cx.opset >= 20:
         cx.add("Gelu", [cx.name(x_value)], cx.out(node), approximate=approximate)
@@ -111,37 +111,37 @@ def _reduce(op_type: str) -> Emitter:
     def emit(cx: EmitContext, node: Node) -> None:
         axes = node.attrs["axes"]
         keepdims = bool(node.attrs["keepdims"]) if axes is not None else False
-        x = cx.name(node.inputs[0])
+        x = cx.name(cx.arg(node, 0))
         cx.reduce(op_type, x, None if axes is None else list(axes), keepdims, outputs=cx.out(node))
 
     return emit
 
 
 def reshape(cx: EmitContext, node: Node) -> None:
-    x, *shape_input = node.inputs
+    x, shape_input = cx.arg(node, 0), node.inputs[1:]
     target = cx.name(shape_input[0]) if shape_input else cx.ints(node.attrs["shape"], "shape")
     cx.add("Reshape", [cx.name(x), target], cx.out(node))
 
 
 def flatten(cx: EmitContext, node: Node) -> None:
-    x = node.inputs[0]
+    x = cx.arg(node, 0)
     dims = cx.dims(x)
     rank = len(dims)
     start, end = node.attrs["start_dim"] % rank, node.attrs["end_dim"] % rank
     if start == 1 and end == rank - 1:
         cx.add("Flatten", [cx.name(x)], cx.out(node), axis=1)
         return
-    tail = dims[end + 1 :]
-    if not all(isinstance(d, int) for d in tail):
+    tail = [d for d in dims[end + 1 :] if isinstance(d, int)]
+    if len(tail) != rank - end - 1:
         raise NotLowerable(f"Flatten {node.name}: dims after end_dim must be static")
-    target = [0] * start + [-1] + list(tail)
+    target = [0] * start + [-1] + tail
     cx.add("Reshape", [cx.name(x), cx.ints(target, "shape")], cx.out(node))
 
 
 def _axes_op(op_type: str) -> Emitter:
     def emit(cx: EmitContext, node: Node) -> None:
         axes = node.attrs["axes"]
-        inputs = [cx.name(node.inputs[0])]
+        inputs = [cx.name(cx.arg(node, 0))]
         if axes is not None:
             inputs.append(cx.ints(list(axes), "axes"))
         cx.add(op_type, inputs, cx.out(node))
@@ -153,7 +153,7 @@ def slice_(cx: EmitContext, node: Node) -> None:
     starts = list(node.attrs["starts"])
     steps = list(node.attrs["steps"] or [1] * len(starts))
     inputs = [
-        cx.name(node.inputs[0]),
+        cx.name(cx.arg(node, 0)),
         cx.ints(starts, "starts"),
         cx.ints(node.attrs["ends"], "ends"),
         cx.ints(node.attrs["axes"], "axes"),
@@ -164,17 +164,17 @@ def slice_(cx: EmitContext, node: Node) -> None:
 
 def select(cx: EmitContext, node: Node) -> None:
     index = cx.tensor(np.array(node.attrs["index"], dtype=np.int64), "index")
-    cx.add("Gather", [cx.name(node.inputs[0]), index], cx.out(node), axis=node.attrs["axis"])
+    cx.add("Gather", [cx.name(cx.arg(node, 0)), index], cx.out(node), axis=node.attrs["axis"])
 
 
 def split(cx: EmitContext, node: Node) -> None:
     outputs = [cx.out(node, i) for i in range(len(node.outputs))]
     sizes = cx.ints(node.attrs["sizes"], "split")
-    cx.add("Split", [cx.name(node.inputs[0]), sizes], outputs, axis=node.attrs["axis"])
+    cx.add("Split", [cx.name(cx.arg(node, 0)), sizes], outputs, axis=node.attrs["axis"])
 
 
 def expand(cx: EmitContext, node: Node) -> None:
-    x, *shape_input = node.inputs
+    x, shape_input = cx.arg(node, 0), node.inputs[1:]
     if shape_input:  # a run-time target may hold torch's -1 ("keep"): max(s, 1) is ONNX's 1
         target = cx.add("Max", [cx.name(shape_input[0]), cx.ints([1], "one")])
     else:
@@ -183,7 +183,7 @@ def expand(cx: EmitContext, node: Node) -> None:
 
 
 def pad(cx: EmitContext, node: Node) -> None:
-    x = node.inputs[0]
+    x = cx.arg(node, 0)
     rank = cx.rank(x)
     pads = list(node.attrs["pads"])
     begins, ends = [0] * rank, [0] * rank
@@ -200,7 +200,7 @@ def pad(cx: EmitContext, node: Node) -> None:
 
 def cast(cx: EmitContext, node: Node) -> None:
     to = onnx_dtype(node.attrs["dtype"])
-    cx.add("Cast", [cx.name(node.inputs[0])], cx.out(node), to=to)
+    cx.add("Cast", [cx.name(cx.arg(node, 0))], cx.out(node), to=to)
 
 
 def constant(cx: EmitContext, node: Node) -> None:

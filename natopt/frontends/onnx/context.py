@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +30,9 @@ from natopt.errors import FrontendError
 from natopt.frontends.onnx.load import LoadedModel
 from natopt.ir import Graph, Node, Value
 from natopt.ir.infer import ShapeInferenceError, infer_node
-from natopt.ir.types import Shape
+from natopt.ir.types import Dim, Shape
 
-__all__ = ["LiftContext", "node_attrs", "module_path", "scope_path", "as_tensor"]
+__all__ = ["Adapter", "LiftContext", "node_attrs", "module_path", "scope_path", "as_tensor"]
 
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 _TEMP = re.compile(r"_?val_\d+|_?v_\d+")  # exporter temporaries, not module paths
@@ -251,7 +251,7 @@ class LiftContext:
         op: str,
         inputs: Sequence[Value | None],
         attrs: dict[str, Any] | None = None,
-        weights: dict[str, np.ndarray | torch.Tensor] | None = None,
+        weights: Mapping[str, np.ndarray | torch.Tensor] | None = None,
         *,
         source: str | None = None,
         suffix: str = "",
@@ -280,13 +280,18 @@ class LiftContext:
         try:
             infer_node(ir_node)
         except ShapeInferenceError as exc:
-            if shapes is None and not suffix:
-                shapes = [self.loaded.shapes.get(n) for n in node.output[: len(ir_node.outputs)]]
-            self._set_shapes(node, ir_node, shapes, exc)
+            known: Sequence[Sequence[Dim | None] | None] | None = shapes
+            if known is None and not suffix:
+                known = [self.loaded.shapes.get(n) for n in node.output[: len(ir_node.outputs)]]
+            self._set_shapes(node, ir_node, known, exc)
         return ir_node
 
     def _set_shapes(
-        self, node: NodeProto, ir_node: Node, shapes: Sequence[Shape | None] | None, exc: Exception
+        self,
+        node: NodeProto,
+        ir_node: Node,
+        shapes: Sequence[Sequence[Dim | None] | None] | None,
+        exc: Exception,
     ) -> None:
         if (
             shapes is None
@@ -320,6 +325,10 @@ class LiftContext:
             or scope_path(node)
             or self.source_from_names(n for o in others if o for n in self.origins.get(o, (o,)))
         )
+
+
+Adapter = Callable[[LiftContext, NodeProto], "Value | list[Value]"]
+"""An ONNX node's adapter: adds its IR node(s), returns the values of its outputs."""
 
 
 def as_tensor(weight: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -70,7 +70,7 @@ def fold(cx: LiftContext, node: NodeProto) -> bool:
 
 def _evaluate(cx: LiftContext, node: NodeProto, feeds: dict) -> list[np.ndarray] | None:
     try:
-        return ReferenceEvaluator(node, opsets={"": cx.opset}).run(None, feeds)
+        return list(ReferenceEvaluator(node, opsets={"": cx.opset}).run(None, feeds))
     except Exception:
         return None
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
-from onnx import ModelProto, TensorProto, external_data_helper, helper
+from onnx import ModelProto, TensorProto, external_data_helper, helper, inliner
 
 from natopt.errors import FrontendError
 from natopt.ir.types import DTYPES
@@ -84,7 +84,7 @@ def load_model(model: str | os.PathLike[str] | ModelProto) -> LoadedModel:
         _check(proto, label, path)
     proto = _at_least_opset(proto, label)
     if proto.functions:
-        proto = onnx.inliner.inline_local_functions(proto)
+        proto = inliner.inline_local_functions(proto)
     shapes, dtypes = _infer(proto)
     return LoadedModel(proto, path, label, _opset(proto), shapes, dtypes)
 

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from onnx import NodeProto
 
-from natopt.frontends.onnx.context import LiftContext, node_attrs
+from natopt.frontends.onnx.context import Adapter, LiftContext, node_attrs
 from natopt.ir import Value
 
 __all__ = ["LAYER_ADAPTERS"]
@@ -196,9 +196,10 @@ def layer_norm(cx: LiftContext, node: NodeProto) -> Value:
     attrs = node_attrs(node)
     x = cx.value(node.input[0])
     shape = list(x.shape or ())
-    normalized = tuple(shape[int(attrs.get("axis", -1)) % len(shape) :])
-    if not all(isinstance(d, int) for d in normalized):
-        raise cx.fail(node, f"normalised dims {normalized} must be static")
+    dims = shape[int(attrs.get("axis", -1)) % len(shape) :]
+    normalized = tuple(d for d in dims if isinstance(d, int))
+    if len(normalized) != len(dims):
+        raise cx.fail(node, f"normalised dims {dims} must be static")
     weights = {"weight": np.broadcast_to(_weight(cx, node, 1, "scale"), normalized)}
     bias = _optional(cx, node, 2, "bias")
     if bias is not None:
@@ -272,7 +273,7 @@ def _global_pool(op: str):
     return adapt
 
 
-LAYER_ADAPTERS = {
+LAYER_ADAPTERS: dict[str, Adapter] = {
     "Conv": conv,
     "ConvTranspose": conv_transpose,
     "Gemm": gemm,

@@ -16,19 +16,15 @@ activations map one to one (``Dropout`` and ``Identity`` -> ``Identity``); the o
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from onnx import NodeProto
 
-from natopt.frontends.onnx.context import LiftContext, as_tensor, node_attrs
+from natopt.frontends.onnx.context import Adapter, LiftContext, as_tensor, node_attrs
 from natopt.frontends.onnx.onnx_layers import LAYER_ADAPTERS
 from natopt.frontends.onnx.onnx_tensor import TENSOR_ADAPTERS
 from natopt.ir import Value
 
-__all__ = ["ONNX_ADAPTERS", "Adapter", "supported_ops"]
-
-Adapter = Callable[[LiftContext, NodeProto], "Value | list[Value]"]
+__all__ = ["ONNX_ADAPTERS", "supported_ops"]
 
 _SAME = [
     "Relu",
@@ -83,20 +79,21 @@ def clip(cx: LiftContext, node: NodeProto) -> Value:
 
 def add(cx: LiftContext, node: NodeProto) -> Value:
     for i in (0, 1):
-        producer = cx.values.get(node.input[i])
-        linear = None if producer is None else producer.producer
+        product = cx.values.get(node.input[i])
+        linear = None if product is None else product.producer
         bias = cx.const(node.input[1 - i])
         if (
-            linear is not None
+            product is not None
+            and linear is not None
             and linear.op == "Linear"
             and "bias" not in linear.weights
             and cx.single_use(node.input[i])
             and bias is not None
             and bias.dtype.kind == "f"
-            and _is_row_bias(bias, linear.weights["weight"].shape[0], len(producer.shape or ()))
+            and _is_row_bias(bias, linear.weights["weight"].shape[0], len(product.shape or ()))
         ):
             linear.weights["bias"] = as_tensor(bias.reshape(-1))
-            return producer
+            return product
     return cx.emit(node, "Add", [cx.value(name) for name in node.input]).output
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from onnx import NodeProto
 
-from natopt.frontends.onnx.context import LiftContext, node_attrs
+from natopt.frontends.onnx.context import Adapter, LiftContext, node_attrs
 from natopt.frontends.onnx.load import ir_dtype
 from natopt.ir import Value
 from natopt.ir.types import Dim
@@ -53,11 +53,11 @@ def expand(cx: LiftContext, node: NodeProto) -> Value:
     target = cx.array(node.input[1])
     if target is None:
         return cx.emit(node, "Expand", [x, cx.value(node.input[1])]).output
-    dims = [d if isinstance(d, str) else int(d) for d in target.reshape(-1).tolist()]
-    in_shape = list(x.shape or ())
-    rank = max(len(dims), len(in_shape))
-    dims = [1] * (rank - len(dims)) + dims
-    in_shape = [None] * (rank - len(in_shape)) + in_shape
+    given: list[Dim] = [d if isinstance(d, str) else int(d) for d in target.reshape(-1).tolist()]
+    rank = max(len(given), len(x.shape or ()))
+    ones: list[Dim] = [1] * (rank - len(given))
+    dims = ones + given
+    in_shape: list[Dim | None] = [None] * (rank - len(x.shape or ())) + list(x.shape or ())
     sizes: list[int] = []
     out_shape: list[Dim] = []
     for t, d in zip(dims, in_shape, strict=True):
@@ -197,7 +197,7 @@ def shape(cx: LiftContext, node: NodeProto) -> Value:
     return cx.emit(node, "Shape", [cx.value(node.input[0])]).output
 
 
-TENSOR_ADAPTERS = {
+TENSOR_ADAPTERS: dict[str, Adapter] = {
     "Reshape": reshape,
     "Expand": expand,
     "Flatten": flatten,
