@@ -1,0 +1,204 @@
+"""The optimisation pipeline end to end on a small residual CNN (unit level: toy model).
+
+The real-data run (the shipped MNIST example) is in tests/pipeline/test_example.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from natopt.cli.main import main
+from natopt.errors import BudgetError, PlanError
+from natopt.frontends import lift
+from natopt.passes.transitions import Plan
+from natopt.pipeline.budget import Budget
+from natopt.pipeline.finetune import FinetuneConfig
+from natopt.pipeline.optimize import OptimizeConfig, optimize
+
+
+class Block(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 5, padding=2)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+class TinyResNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.block = Block(8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.block(torch.relu(self.stem(x)))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+@pytest.fixture(scope="module")
+def model_and_data(tmp_path_factory):
+    torch.manual_seed(0)
+    model = TinyResNet().eval()
+    x = np.random.default_rng(0).normal(size=(120, 1, 12, 12)).astype(np.float32)
+    with torch.no_grad():
+        y = model(torch.from_numpy(x)).argmax(1).numpy()
+    path = tmp_path_factory.mktemp("data") / "data.npz"
+    np.savez(path, x=x, y=y)
+    return model, path
+
+
+def small_config(**overrides) -> OptimizeConfig:
+    base = dict(
+        evaluations=6,
+        candidates=2,
+        finetune=FinetuneConfig(steps=5),
+        measure_latency=False,
+        progress=False,
+        calibration_samples=32,
+    )
+    return OptimizeConfig(**{**base, **overrides})
+
+
+def graph_of(model):
+    return lift(model, torch.randn(2, 1, 12, 12), dynamic_batch=True)
+
+
+def test_budgeted_search_meets_the_budget_and_exports(model_and_data, tmp_path):
+    model, data = model_and_data
+    out = tmp_path / "opt.onnx"
+    result = optimize(
+        graph_of(model), data, small_config(budget=Budget.parse("macs=0.6")), output=out
+    )
+    before, after = result.report["before"], result.report["after"]
+    assert after["macs"] <= 0.6 * before["macs"]
+    assert after["params"] <= before["params"]
+    assert result.plan.transitions, "a 0.6 MAC budget needs at least one transition"
+    assert result.report["search"]["evaluations"] == 6
+    assert result.report["onnx_max_abs_diff"] <= 1e-4 * 10
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    probe = np.random.default_rng(1).normal(size=(3, 1, 12, 12)).astype(np.float32)
+    got = session.run(None, {session.get_inputs()[0].name: probe})[0]
+    want = result.module(torch.from_numpy(probe)).detach().numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("search", ["nat", "random", "greedy"])
+def test_same_seed_same_plan(model_and_data, search):
+    model, data = model_and_data
+    graph = graph_of(model)
+    config = small_config(
+        search=search, budget=Budget.parse("macs=0.7"), seed=3, finetune=FinetuneConfig(steps=0)
+    )
+    first = optimize(graph, data, config).plan
+    second = optimize(graph, data, config).plan
+    assert first.transitions == second.transitions
+
+
+def test_a_budget_no_plan_meets_is_refused(model_and_data):
+    model, data = model_and_data
+    config = small_config(budget=Budget.parse("params=0.01"), space="nat")
+    with pytest.raises(BudgetError, match="no valid plan meets the budget params=0.01"):
+        optimize(graph_of(model), data, config)
+
+
+def test_a_plan_for_another_model_is_refused(model_and_data):
+    model, data = model_and_data
+    config = small_config(plan=Plan({"layer9.conv1": "skip"}))
+    with pytest.raises(PlanError, match=r"layer9\.conv1"):
+        optimize(graph_of(model), data, config)
+
+
+def test_budget_parsing():
+    assert Budget.parse("macs=0.6") == Budget("macs", 0.6)
+    for bad in ("macs", "flops=0.5", "macs=2", "macs=x"):
+        with pytest.raises(BudgetError, match="METRIC=FRACTION"):
+            Budget.parse(bad)
+
+
+def export_model(model, path):
+    torch.onnx.export(
+        model,
+        (torch.randn(1, 1, 12, 12),),
+        str(path),
+        dynamo=False,
+        input_names=["x"],
+        output_names=["logits"],
+        dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+    )
+
+
+def test_cli_replays_a_saved_plan_and_writes_report_and_model(model_and_data, tmp_path, capsys):
+    model, data = model_and_data
+    onnx_path = tmp_path / "tiny.onnx"
+    export_model(model, onnx_path)
+    plan = tmp_path / "plan.json"
+    plan.write_text(Plan({"block.conv1": "conv_3x3"}).to_json())
+    out, report = tmp_path / "tiny.opt.onnx", tmp_path / "report.json"
+    code = main(
+        [
+            "optimize",
+            str(onnx_path),
+            "--data",
+            str(data),
+            "-o",
+            str(out),
+            "--plan",
+            str(plan),
+            "--report",
+            str(report),
+            "--finetune-steps",
+            "3",
+            "--quiet",
+            "--no-latency",
+        ]
+    )
+    assert code == 0
+    written = json.loads(report.read_text())
+    assert written["plan"] == {"block.conv1": "conv_3x3"}
+    assert written["after"]["macs"] < written["before"]["macs"]
+    assert out.is_file()
+    printed = capsys.readouterr().out
+    assert "block.conv1" in printed and "MACs" in printed
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--budget", "macs=7"], "METRIC=FRACTION"),
+        (["--plan", "missing.json"], "cannot read plan file"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_writes_nothing(
+    model_and_data, tmp_path, capsys, extra, message
+):
+    model, data = model_and_data
+    onnx_path = tmp_path / "tiny.onnx"
+    export_model(model, onnx_path)
+    before = onnx_path.read_bytes()
+    out = tmp_path / "never.onnx"
+    code = main(
+        ["optimize", str(onnx_path), "--data", str(data), "-o", str(out), "--quiet", *extra]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0]
+    assert not out.exists() and onnx_path.read_bytes() == before
+
+
+def test_cli_refuses_to_overwrite_the_input(model_and_data, tmp_path, capsys):
+    model, data = model_and_data
+    onnx_path = tmp_path / "tiny.onnx"
+    export_model(model, onnx_path)
+    code = main(["optimize", str(onnx_path), "--data", str(data), "-o", str(onnx_path), "--quiet"])
+    assert code == 2 and "would overwrite an input" in capsys.readouterr().err
