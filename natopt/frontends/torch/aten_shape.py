@@ -248,7 +248,7 @@ SHAPE_ADAPTERS: dict[Any, Any] = {
     **dict.fromkeys(aten_ops("split.Tensor", "split_with_sizes", "chunk"), split),
     **dict.fromkeys(aten_ops("unbind.int"), unbind),
     **dict.fromkeys(
-        aten_ops("contiguous", "clone", "alias", "detach", "lift_fresh_copy"), identity
+        aten_ops("contiguous", "clone", "alias", "detach", "detach_", "lift_fresh_copy"), identity
     ),
     **dict.fromkeys(
         aten_ops("_to_copy", "to.dtype", "to.dtype_layout", "to.device", "type_as"), cast

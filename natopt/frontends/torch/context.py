@@ -156,7 +156,7 @@ class LiftContext:
         if node is None or not isinstance(self.example, (tuple, list)):
             return
         for user in node.users:
-            if user.target is not operator.getitem or user.args[1] != 0:
+            if user.target is not operator.getitem or (user.args[1] != 0 and user.users):
                 raise NotLiftable("a second result of this op is used")
 
     # ---- symbolic sizes ----------------------------------------------------------------
