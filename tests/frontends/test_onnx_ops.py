@@ -307,3 +307,60 @@ def test_unsupported_op_names_op_node_and_supported_ops(tmp_path: Path, op: str)
     assert f"op {op}" in message and "odd_node" in message
     assert ", ".join(supported_ops()) in message
     assert supported_ops() == sorted(supported_ops()) and "Conv" in supported_ops()
+
+
+def test_transposed_conv_instance_and_group_norm(tmp_path: Path):
+    c = helper.make_node
+    inits = [("up.weight", rand(4, 6, 3, 3)), ("up.bias", rand(6))]
+    inits += [("in.scale", rand(6)), ("in.bias", rand(6))]
+    inits += [("gn.scale", rand(6)), ("gn.bias", rand(6))]
+    nodes = [
+        c("ConvTranspose", ["x", "up.weight", "up.bias"], ["u"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        c("InstanceNormalization", ["u", "in.scale", "in.bias"], ["i"], epsilon=1e-4),
+        c("LeakyRelu", ["i"], ["l"], alpha=0.1),
+        c("GroupNormalization", ["l", "gn.scale", "gn.bias"], ["g"], num_groups=3),
+        c("HardSigmoid", ["g"], ["y"]),
+    ]
+    path = save(tmp_path / "t.onnx", nodes, [("x", [2, 4, 5, 5])], [("y", [2, 6, 9, 9])], inits, 21)
+    graph = check(path, {"x": rand(2, 4, 5, 5)})
+    assert graph.find("GroupNorm")[0].attrs["num_groups"] == 6  # instance norm: one per channel
+    assert graph.find("GroupNorm")[1].source == "gn"
+    assert graph.find("HardSigmoid")[0].attrs == {"alpha": 0.2, "beta": 0.5}
+
+
+def test_reductions_comparisons_and_casts(tmp_path: Path):
+    c = helper.make_node
+    inits = [("axes", np.array([1], np.int64)), ("pads", np.array([0, 0, 1, 2, 0, 0, 2, 1]))]
+    nodes = [
+        c("ReduceSum", ["x", "axes"], ["s"], keepdims=1),
+        c("ReduceMax", ["x"], ["m"], axes=[2, 3], keepdims=0),
+        c("ReduceMean", ["x"], ["all"], keepdims=0),
+        c("Greater", ["x", "s"], ["gt"]),
+        c("Less", ["x", "all"], ["lt"]),
+        c("Equal", ["gt", "lt"], ["eq"]),
+        c("Cast", ["eq"], ["eqf"], to=TensorProto.FLOAT),
+        c("Where", ["gt", "x", "eqf"], ["w"]),
+        c("Pad", ["w", "pads"], ["p"], mode="reflect"),
+        c("Flatten", ["p"], ["f"], axis=2),
+        c("LogSoftmax", ["f"], ["y"], axis=0),
+        c("Dropout", ["m"], ["z"]),
+    ]
+    outputs = [("y", [6, 56]), ("z", [2, 3])]
+    path = save(tmp_path / "r.onnx", nodes, [("x", [2, 3, 4, 5])], outputs, inits, 13)
+    graph = check(path, {"x": rand(2, 3, 4, 5)})
+    assert graph.find("ReduceMean")[0].attrs == {"axes": (0, 1, 2, 3), "keepdims": False}
+    assert graph.find("Pad")[0].attrs["pads"] == (2, 1, 1, 2)
+
+
+def test_gelu_op_and_static_expand_at_opset20(tmp_path: Path):
+    c = helper.make_node
+    inits = [("shape", np.array([2, 3, 4], np.int64))]
+    nodes = [
+        c("Gelu", ["x"], ["g"], approximate="tanh"),
+        c("Expand", ["g", "shape"], ["e"]),
+        c("Softmax", ["e"], ["y"], axis=1),
+    ]
+    path = save(tmp_path / "g.onnx", nodes, [("x", [3, 1])], [("y", [2, 3, 4])], inits, 20)
+    graph = check(path, {"x": rand(3, 1)})
+    assert graph.find("Expand")[0].attrs["shape"] == (2, -1, 4)
+    assert graph.find("Gelu")[0].attrs["approximate"] == "tanh"

@@ -36,7 +36,7 @@ __all__ = ["Adapter", "LiftContext", "node_attrs", "module_path", "scope_path", 
 
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 _TEMP = re.compile(r"_?val_\d+|_?v_\d+")  # exporter temporaries, not module paths
-_WEIGHT_SLOTS = frozenset({"weight", "bias", "running_mean", "running_var"})
+_WEIGHT_SLOTS = frozenset({"weight", "bias", "running_mean", "running_var", "scale"})
 
 
 def node_attrs(node: NodeProto) -> dict[str, Any]:
