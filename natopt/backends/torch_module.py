@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 import re
+from keyword import iskeyword
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ _INVALID = re.compile(r"[^A-Za-z0-9_.]")
 def _module_path(node: Node, taken: set[str]) -> str:
     base = _INVALID.sub("_", node.source or node.name).strip(".") or "node"
     parts = base.split(".")
-    base = ".".join(f"{p}_" if hasattr(nn.Module, p) else p or "_" for p in parts)
+    base = ".".join(f"{p}_" if hasattr(nn.Module, p) or iskeyword(p) else p or "_" for p in parts)
     path, k = base, 1
     while path in taken:
         path, k = f"{base}_{k}", k + 1
