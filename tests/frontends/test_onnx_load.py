@@ -13,7 +13,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from natopt.backends import to_torch
+from natopt.backends import to_onnx, to_torch
 from natopt.errors import FrontendError
 from natopt.frontends.onnx import lift_onnx
 from natopt.frontends.onnx import load as load_module
@@ -99,7 +99,7 @@ def test_file_and_proto_are_left_untouched_and_meta_records_the_source(tmp_path:
     assert proto.SerializeToString() == serialized
 
 
-def test_symbolic_dims_and_source_of_a_lifted_file(tmp_path: Path):
+def test_symbolic_dims_names_and_source_of_a_lifted_file(tmp_path: Path):
     path = tmp_path / "m.onnx"
     onnx.save(conv_model(), path)
     graph = lift_onnx(path)
@@ -108,6 +108,10 @@ def test_symbolic_dims_and_source_of_a_lifted_file(tmp_path: Path):
     assert graph.find("Conv")[0].source == "stem.conv"
     x = torch.randn(3, 3, 8, 8)
     torch.testing.assert_close(to_torch(graph)(x), expected_output(x))
+    again = onnx.load(to_onnx(graph, tmp_path / "again.onnx"))
+    assert [o.name for o in again.graph.output] == ["y"]  # the model's names come back
+    assert [i.name for i in again.graph.input] == ["x"]
+    assert again.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
 def test_unnamed_dynamic_dim_gets_a_name(tmp_path: Path):

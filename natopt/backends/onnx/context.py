@@ -1,6 +1,7 @@
 """The state an ONNX emitter sees while an IR graph is lowered to ONNX nodes.
 
-Every IR value gets one ONNX name (its IR name, which the graph keeps unique); weights become
+Every IR value gets one ONNX name (its IR name, which the graph keeps unique; graph outputs
+take the names a frontend recorded in ``graph.meta["output_names"]``); weights become
 initializers named ``<source>.<weight>`` (``layer1.0.conv2.weight``) when the node's source
 is known, ``<node>.<weight>`` otherwise; helper constants (shapes, axes, scalars) become
 small initializers. An emitter that cannot express its node raises ``NotLowerable``, which
@@ -20,9 +21,10 @@ from onnx import NodeProto, TensorProto, helper, numpy_helper
 from natopt.ir import Graph, Node, Value
 from natopt.ir.types import Dim
 
-__all__ = ["EmitContext", "NotLowerable", "onnx_dtype", "INT64_MAX"]
+__all__ = ["EmitContext", "NotLowerable", "onnx_dtype", "INT64_MAX", "OUTPUT_NAMES"]
 
 INT64_MAX = np.iinfo(np.int64).max
+OUTPUT_NAMES = "output_names"  # graph.meta key a frontend may set: names of the graph outputs
 
 
 class NotLowerable(Exception):
@@ -49,8 +51,17 @@ class EmitContext:
     _counter: int = 0
 
     def __post_init__(self) -> None:
-        for value in self.graph.values():
+        """Inputs keep their names; outputs take ``graph.meta["output_names"]`` when given."""
+        for value in self.graph.inputs:
             self._names[id(value)] = self._claim(value.name)
+        wanted = self.graph.meta.get(OUTPUT_NAMES)
+        if isinstance(wanted, list) and len(wanted) == len(self.graph.outputs):
+            for value, name in zip(self.graph.outputs, wanted, strict=True):
+                if id(value) not in self._names and name not in self._taken:
+                    self._names[id(value)] = self._claim(name)
+        for value in self.graph.values():
+            if id(value) not in self._names:
+                self._names[id(value)] = self._claim(value.name)
 
     def _claim(self, base: str) -> str:
         name = base

@@ -25,13 +25,15 @@ from natopt.ir import Graph, Value, infer_shapes, verify
 __all__ = ["lift_onnx", "SOURCE_PATH"]
 
 SOURCE_PATH = "source_path"  # graph.meta key: the resolved file a graph was lifted from
+OUTPUT_NAMES = "output_names"  # graph.meta key: the model's output names, kept by to_onnx
 
 
 def lift_onnx(model: str | os.PathLike[str] | ModelProto, *, name: str | None = None) -> Graph:
     """Lift an ONNX file (or ``ModelProto``) into a verified IR graph named ``name``.
 
-    ``graph.meta`` records ``frontend="onnx"``, ``onnx_opset`` and, for a file,
-    ``source_path`` (so that a backend never writes over it).
+    ``graph.meta`` records ``frontend="onnx"``, ``onnx_opset``, ``output_names`` (which
+    ``to_onnx`` gives the outputs again) and, for a file, ``source_path`` (so that a backend
+    never writes over it).
     """
     loaded = load_model(model)
     onnx_graph = loaded.model.graph
@@ -65,6 +67,7 @@ def lift_onnx(model: str | os.PathLike[str] | ModelProto, *, name: str | None = 
             elif output and cx.use_counts.get(output, 0):
                 raise cx.fail(node, f"its output {index} ({output}) is used but not supported")
     graph.set_outputs(cx.value(output.name) for output in onnx_graph.output)
+    graph.meta[OUTPUT_NAMES] = [output.name for output in onnx_graph.output]
     infer_shapes(graph)
     verify(graph)
     return graph
