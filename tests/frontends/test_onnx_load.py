@@ -165,3 +165,16 @@ def test_escaping_external_data_is_refused_before_reading(tmp_path, monkeypatch,
         load_module.external_data_helper, "load_external_data_for_model", must_not_read
     )
     assert_one_line_error(path, "outside the model's folder")
+
+
+def test_initializers_listed_as_inputs_are_weights_not_inputs():
+    model = conv_model()
+    model.ir_version = 3  # before IR 4, every initializer was listed among the inputs too
+    model.graph.input.append(
+        helper.make_tensor_value_info("stem.conv.weight", TensorProto.FLOAT, list(WEIGHT.shape))
+    )
+    graph = lift_onnx(model)
+    assert [v.name for v in graph.inputs] == ["x"]
+    assert graph.outputs[0].shape == ("batch", 4, 8, 8)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(to_torch(graph)(x), expected_output(x))

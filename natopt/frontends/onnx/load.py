@@ -179,9 +179,13 @@ def _at_least_opset(proto: ModelProto, label: str) -> ModelProto:
 def _skeleton(proto: ModelProto) -> ModelProto:
     """The model with its large initializers turned into typed inputs (cheap to serialise)."""
     graph = proto.graph
-    big = [t for t in graph.initializer if _numel(t) > _SKELETON_NUMEL]
+    listed = {i.name for i in graph.input}  # old IR versions list initializers as inputs too
     small = [t for t in graph.initializer if _numel(t) <= _SKELETON_NUMEL]
-    inputs = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in big]
+    inputs = [
+        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in graph.initializer
+        if _numel(t) > _SKELETON_NUMEL and t.name not in listed
+    ]
     skeleton = helper.make_graph(
         list(graph.node),
         graph.name,
