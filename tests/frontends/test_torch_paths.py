@@ -150,12 +150,11 @@ def _capture(model: nn.Module, x: torch.Tensor) -> tuple[fx.GraphModule, list]:
     return captured["gm"], captured["inputs"]
 
 
-def test_dynamo_backend_lifts_and_runs_the_captured_graph():
-    model, x = make_model("resnet18")
-    lifted = {}
+def _natopt_backend(lifted: dict, **options: object):
+    """A torch.compile backend: lift the graph, lower it, route the user inputs to it."""
 
-    def natopt_backend(gm: fx.GraphModule, example_inputs: list) -> object:
-        graph = lift_torch(gm, example_inputs)
+    def backend(gm: fx.GraphModule, example_inputs: list) -> object:
+        graph = lift_torch(gm, example_inputs, **options)
         module = to_torch(graph)
         positions = graph.meta[INPUT_POSITIONS]
         lifted["graph"], lifted["module"] = graph, module
@@ -166,14 +165,37 @@ def test_dynamo_backend_lifts_and_runs_the_captured_graph():
 
         return run
 
+    return backend
+
+
+def test_dynamo_backend_lifts_and_runs_the_captured_graph():
+    model, x = make_model("resnet18")
+    lifted: dict = {}
     torch._dynamo.reset()
-    compiled = torch.compile(model, backend=natopt_backend)
+    compiled = torch.compile(model, backend=_natopt_backend(lifted))
     with torch.no_grad():
         assert_close(model(x), compiled(x))
     graph = lifted["graph"]
     assert len(graph.inputs) == 1
     sources = {n.source for n in graph.find("Conv")}
     assert {"conv1", "layer1.0.conv1", "layer4.1.conv2", "layer2.0.downsample.0"} <= sources
+    assert param_count(lifted["module"]) == param_count(model)
+    torch._dynamo.reset()
+
+
+def test_dynamo_dynamic_shapes_graph_lifts_with_a_symbolic_batch():
+    """compile(dynamic=True) passes sizes and BN floats as inputs; they are folded away."""
+    model, x = make_model("resnet10t")
+    lifted: dict = {}
+    torch._dynamo.reset()
+    compiled = torch.compile(
+        model, backend=_natopt_backend(lifted, dynamic_batch=True), dynamic=True
+    )
+    with torch.no_grad():
+        assert_close(model(x), compiled(x))
+        wider = torch.randn(3, 3, 64, 64)
+        assert_close(model(wider), compiled(wider))
+    assert lifted["graph"].inputs[0].shape == ("batch", 3, 64, 64)
     assert param_count(lifted["module"]) == param_count(model)
     torch._dynamo.reset()
 

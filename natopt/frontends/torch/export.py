@@ -91,7 +91,9 @@ def export_module(
             {0: batch} if i not in static_positions and t.dim() > 0 else None
             for i, t in enumerate(inputs)
         )
-    with torch.no_grad():
+    # inside a torch.compile backend, dynamo's tracing context is active: export under its
+    # own, or its shape guards leak into the graph dynamo is compiling
+    with torch.no_grad(), torch._guards.tracing(None):
         return torch.export.export(model, inputs, dynamic_shapes=dynamic_shapes, strict=False)
 
 

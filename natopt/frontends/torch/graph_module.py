@@ -142,19 +142,85 @@ def _attr(module: nn.Module, target: str) -> Any:
     return getattr(module.get_submodule(owner) if owner else module, attr)
 
 
+def _inline(node: fx.Node, value: Any) -> None:
+    """Every user of ``node`` reads the Python ``value`` instead."""
+
+    def swap(n: fx.Node) -> Any:
+        return value if n is node else n
+
+    for user in list(node.users):
+        user.args = fx.node.map_arg(user.args, swap)
+        user.kwargs = fx.node.map_arg(user.kwargs, swap)
+
+
+def _only_read_by_item(node: fx.Node) -> bool:
+    return bool(node.users) and all(
+        u.op == "call_method" and u.target == "item" for u in node.users
+    )
+
+
+def _tensor_inputs_only(
+    module: fx.GraphModule, inputs: tuple, name: str
+) -> tuple[fx.GraphModule, tuple, list[int]]:
+    """Dynamo with dynamic shapes also passes sizes (``s77``) and module floats (a BN's
+    ``eps`` as a 0-d tensor read by ``.item()``) as inputs. Sizes are read from the tensor
+    inputs instead (``aten.sym_size(x, 0)``), floats become constants. Returns the module,
+    its inputs, and each remaining placeholder's position among the original ones."""
+    placeholders = [n for n in module.graph.nodes if n.op == "placeholder"]
+
+    def removable(node: fx.Node, x: Any) -> bool:
+        scalar = isinstance(x, torch.Tensor) and x.dim() == 0 and _only_read_by_item(node)
+        return isinstance(x, torch.SymInt) or scalar
+
+    if not any(removable(n, x) for n, x in zip(placeholders, inputs, strict=False)):
+        return module, inputs, list(range(len(inputs)))
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    graph.output(graph.graph_copy(module.graph, env))
+    dims = {}
+    for node in placeholders:
+        example = node.meta.get("example_value")
+        if isinstance(example, torch.Tensor):
+            for axis, size in enumerate(example.shape):
+                if isinstance(size, torch.SymInt):
+                    dims.setdefault(size.node.expr, (env[node], axis))
+    last = env[placeholders[-1]]
+    kept = []
+    for position, (old, example) in enumerate(zip(placeholders, inputs, strict=False)):
+        node = env[old]
+        if not removable(old, example):
+            kept.append(position)
+        elif isinstance(example, torch.SymInt):
+            source = dims.get(old.meta["example_value"].node.expr)
+            if source is None:
+                raise FrontendError(
+                    f"GraphModule {name}: size input {old.name} is not a dim of a tensor input"
+                )
+            with graph.inserting_after(last):
+                node.replace_all_uses_with(graph.call_function(torch.ops.aten.sym_size.int, source))
+            graph.erase_node(node)
+        else:
+            for item in list(node.users):
+                _inline(item, example.item())
+                graph.erase_node(item)
+            graph.erase_node(node)
+    return fx.GraphModule(module, graph), tuple(inputs[i] for i in kept), kept
+
+
 def lift_graph_module(
     module: fx.GraphModule, example_inputs: Any, dynamic_batch: bool, name: str
 ) -> Graph:
     """Export-then-lift, else lift the torch-level graph (see the module docstring)."""
-    placeholders = [n for n in module.graph.nodes if n.op == "placeholder"]
     if example_inputs is None:
         raise FrontendError(
-            f"lifting a GraphModule needs example_inputs (one per placeholder: "
-            f"{len(placeholders)}); a torch.compile backend receives them with the graph"
+            f"lifting GraphModule {name} needs example_inputs (one per placeholder); a "
+            "torch.compile backend receives them with the graph"
         )
     inputs = (
         tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
     )
+    module, inputs, original_positions = _tensor_inputs_only(module, inputs, name)
+    placeholders = [n for n in module.graph.nodes if n.op == "placeholder"]
     if not len(placeholders) - _defaults(placeholders) <= len(inputs) <= len(placeholders):
         raise FrontendError(
             f"GraphModule {name} has {len(placeholders)} placeholders but {len(inputs)} example "
@@ -181,5 +247,7 @@ def lift_graph_module(
             graph = lift_torch_level(module, inputs, name, stored)
         else:
             graph = lift_program(program, name, stored)
-    graph.meta[INPUT_POSITIONS] = [i for i in range(len(inputs)) if i not in stored]
+    graph.meta[INPUT_POSITIONS] = [
+        original_positions[i] for i in range(len(inputs)) if i not in stored
+    ]
     return graph
