@@ -39,6 +39,12 @@ def _module_path(node: Node, taken: set[str]) -> str:
     return path
 
 
+def _identifier(name: str) -> str:
+    """A Python identifier for a placeholder: ``"input.1"`` -> ``"input_1"``."""
+    name = re.sub(r"\W", "_", name) or "x"
+    return f"_{name}" if name[0].isdigit() or iskeyword(name) else name
+
+
 def _register(root: nn.Module, path: str, name: str, tensor: torch.Tensor, trainable: bool) -> str:
     module = root
     for part in path.split("."):
@@ -82,7 +88,7 @@ def to_torch(graph: Graph) -> fx.GraphModule:
     taken: set[str] = set()
     weight_paths: dict[str, dict[str, str]] = {}
     for value in graph.inputs:
-        env[id(value)] = fx_graph.placeholder(_INVALID.sub("_", value.name))
+        env[id(value)] = fx_graph.placeholder(_identifier(value.name))
     for node in graph.nodes:
         weights: dict[str, fx.Node] = {}
         if node.weights:
