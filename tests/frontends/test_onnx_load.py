@@ -178,3 +178,15 @@ def test_initializers_listed_as_inputs_are_weights_not_inputs():
     assert graph.outputs[0].shape == ("batch", 4, 8, 8)
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(to_torch(graph)(x), expected_output(x))
+
+
+def test_input_names_that_are_not_identifiers_keep_their_names(tmp_path: Path):
+    model = conv_model()
+    model.graph.input[0].name = "input.1"  # the legacy exporter's default input name
+    model.graph.node[0].input[0] = "input.1"
+    graph = lift_onnx(model)
+    assert graph.inputs[0].name == "input.1"
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(to_torch(graph)(x), expected_output(x))
+    written = onnx.load(to_onnx(graph, tmp_path / "named.onnx"))
+    assert written.graph.input[0].name == "input.1"
