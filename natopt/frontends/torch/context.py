@@ -30,6 +30,7 @@ __all__ = [
     "NotLiftable",
     "ParamRef",
     "SymDim",
+    "aten_op",
     "aten_ops",
     "first_arg",
     "module_of",
@@ -202,6 +203,11 @@ Args = dict[str, Any]
 def first_arg(a: Args) -> Any:
     """The first argument, whatever the schema calls it (``self`` or ``input``)."""
     return next(iter(a.values()))
+
+
+def aten_op(name: str) -> Any:
+    """``"add.Tensor"`` -> ``torch.ops.aten.add.Tensor``."""
+    return aten_ops(name)[0]
 
 
 def aten_ops(*names: str) -> list[Any]:

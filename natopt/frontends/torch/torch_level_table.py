@@ -16,7 +16,6 @@ A node the table does not know keeps a callable (the module itself, the function
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,14 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from natopt.frontends.torch.callables import ModuleCall
-from natopt.frontends.torch.context import ParamRef, SymDim, aten_ops
+from natopt.frontends.torch.context import ParamRef, SymDim, aten_op
 from natopt.frontends.torch.fx_lift import Call
+from natopt.frontends.torch.torch_level_modules import MODULES
 
 __all__ = ["TorchLevelNormaliser"]
-
-
-def _aten(name: str) -> Any:
-    return aten_ops(name)[0]
 
 
 # ---- functions ---------------------------------------------------------------------------
@@ -187,128 +183,6 @@ _CASTS = {
 }
 
 
-# ---- modules -----------------------------------------------------------------------------
-def _stored(module: nn.Module, path: str, attr: str) -> ParamRef | None:
-    tensor = getattr(module, attr, None)
-    if tensor is None:
-        return None
-    full = f"{path}.{attr}" if path else attr
-    return ParamRef(tensor, full, isinstance(tensor, nn.Parameter))
-
-
-def _conv(m: Any, path: str, args: tuple) -> Call | None:
-    if m.padding_mode != "zeros" or len(args) != 1:
-        return None
-    n = m.weight.dim() - 2
-    overload = "padding" if isinstance(m.padding, str) else "default"
-    weight, bias = _stored(m, path, "weight"), _stored(m, path, "bias")
-    call = (args[0], weight, bias, m.stride, m.padding, m.dilation, m.groups)
-    return Call(_aten(f"conv{n}d.{overload}"), call, {})
-
-
-def _conv_transpose(m: Any, path: str, args: tuple) -> Call | None:
-    if m.padding_mode != "zeros" or len(args) != 1:
-        return None
-    n = m.weight.dim() - 2
-    weight, bias = _stored(m, path, "weight"), _stored(m, path, "bias")
-    target = _aten(f"conv_transpose{n}d" if n == 1 else f"conv_transpose{n}d.input")
-    call = (args[0], weight, bias, m.stride, m.padding, m.output_padding, m.groups, m.dilation)
-    return Call(target, call, {})
-
-
-def _linear(m: Any, path: str, args: tuple) -> Call:
-    return Call(
-        _aten("linear"), (args[0], _stored(m, path, "weight"), _stored(m, path, "bias")), {}
-    )
-
-
-def _batch_norm(m: Any, path: str, args: tuple) -> Call:
-    refs = [_stored(m, path, k) for k in ("weight", "bias", "running_mean", "running_var")]
-    return Call(_aten("batch_norm"), (args[0], *refs, False, 0.0, m.eps, False), {})
-
-
-def _layer_norm(m: Any, path: str, args: tuple) -> Call:
-    refs = (_stored(m, path, "weight"), _stored(m, path, "bias"))
-    return Call(_aten("layer_norm"), (args[0], list(m.normalized_shape), *refs, m.eps), {})
-
-
-def _group_norm(m: Any, path: str, args: tuple) -> Call:
-    refs = (_stored(m, path, "weight"), _stored(m, path, "bias"))
-    return Call(_aten("group_norm"), (args[0], m.num_groups, *refs, m.eps), {})
-
-
-def _embedding(m: Any, path: str, args: tuple) -> Call | None:
-    if m.max_norm is not None:
-        return None
-    return Call(_aten("embedding"), (_stored(m, path, "weight"), args[0]), {})
-
-
-def _simple(name: str, *attrs: str) -> Callable[[Any, str, tuple], Call]:
-    """A module whose call is ``aten.<name>(x, **attributes)``; ``attr:aten_name`` renames an
-    attribute; a module with ``inplace=True`` picks the in-place op ``<name>_``."""
-    pairs = [a.partition(":") for a in attrs]
-
-    def convert(m: Any, path: str, args: tuple) -> Call:
-        target = f"{name}_" if getattr(m, "inplace", False) and "." not in name else name
-        kwargs = {(aten or attr): getattr(m, attr) for attr, _, aten in pairs}
-        return Call(_aten(target), (args[0],), kwargs)
-
-    return convert
-
-
-def _pool(kind: str) -> Callable[[Any, str, tuple], Call | None]:
-    def convert(m: Any, path: str, args: tuple) -> Call | None:
-        if getattr(m, "return_indices", False):
-            return None
-        n = {"1d": 1, "2d": 2, "3d": 3}[type(m).__name__[-2:]]
-        if kind == "max":
-            rest = (m.kernel_size, m.stride or [], m.padding, m.dilation, m.ceil_mode)
-        elif kind == "avg":
-            rest = (m.kernel_size, m.stride or [], m.padding, m.ceil_mode, m.count_include_pad)
-            rest += (m.divisor_override,) if n > 1 else ()
-        else:
-            rest = (m.output_size,)
-        return Call(_aten(f"{kind}_pool{n}d"), (args[0], *rest), {})
-
-    return convert
-
-
-_MODULES: dict[type, Callable[[Any, str, tuple], Call | None]] = {
-    **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv),
-    **dict.fromkeys((nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d), _conv_transpose),
-    nn.Linear: _linear,
-    **dict.fromkeys((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d), _batch_norm),
-    nn.LayerNorm: _layer_norm,
-    nn.GroupNorm: _group_norm,
-    nn.Embedding: _embedding,
-    nn.ReLU: _simple("relu"),
-    nn.ReLU6: _simple("relu6"),
-    nn.SiLU: _simple("silu"),
-    nn.Hardswish: _simple("hardswish"),
-    nn.Hardsigmoid: _simple("hardsigmoid"),
-    nn.Sigmoid: _simple("sigmoid"),
-    nn.Tanh: _simple("tanh"),
-    nn.GELU: _simple("gelu", "approximate"),
-    nn.Hardtanh: _simple("hardtanh", "min_val", "max_val"),
-    nn.LeakyReLU: _simple("leaky_relu", "negative_slope"),
-    nn.Softmax: _simple("softmax.int", "dim"),
-    nn.Flatten: _simple("flatten.using_ints", "start_dim", "end_dim"),
-    nn.Identity: _simple("alias"),
-    **dict.fromkeys(
-        (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout),
-        _simple("dropout", "p", "training:train"),
-    ),
-    **dict.fromkeys((nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), _pool("max")),
-    **dict.fromkeys((nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d), _pool("avg")),
-    **dict.fromkeys(
-        (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d), _pool("adaptive_avg")
-    ),
-    **dict.fromkeys(
-        (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d), _pool("adaptive_max")
-    ),
-}
-
-
 # ---- the normaliser ----------------------------------------------------------------------
 def _by_name(target: Any, params: str, call: Call) -> Call | None:
     """Map the torch call's arguments onto the ATen schema named by ``params``."""
@@ -320,7 +194,7 @@ def _by_name(target: Any, params: str, call: Call) -> Call | None:
     for key, value in call.kwargs.items():
         named[torch_to_aten.get(key, key)] = value
     if named.pop("inplace", False):
-        target = _aten(f"{target._schema.name.split('::')[1]}_")
+        target = aten_op(f"{target._schema.name.split('::')[1]}_")
     named.pop("_stacklevel", None)
     if named.pop("return_indices", False):
         return None
@@ -343,12 +217,12 @@ def _tensor_index(call: Call) -> Call | None:
     position, item = picks[0]
     dim = position if Ellipsis not in items[:position] else position - len(items)
     if isinstance(item, (int, SymDim)) and not isinstance(item, bool):
-        return Call(_aten("select.int"), (x, dim, item), {})
+        return Call(aten_op("select.int"), (x, dim, item), {})
     if isinstance(item, slice):
         step = 1 if item.step is None else item.step
-        return Call(_aten("slice.Tensor"), (x, dim, item.start, item.stop, step), {})
+        return Call(aten_op("slice.Tensor"), (x, dim, item.start, item.stop, step), {})
     if item is None and Ellipsis not in items:
-        return Call(_aten("unsqueeze"), (x, dim), {})
+        return Call(aten_op("unsqueeze"), (x, dim), {})
     return None
 
 
@@ -361,7 +235,7 @@ class TorchLevelNormaliser:
     def to_aten(self, node: fx.Node, call: Call) -> Call | None:
         if node.op == "call_module":
             module = self.module.get_submodule(node.target)
-            convert = _MODULES.get(type(module))
+            convert = MODULES.get(type(module))
             if convert is None or call.kwargs:
                 return None
             return convert(module, node.target, call.args)
@@ -372,7 +246,7 @@ class TorchLevelNormaliser:
         spec = _FUNCTIONS.get(call.target)
         if spec is None:
             return None
-        target = _aten(spec[0])
+        target = aten_op(spec[0])
         if not spec[1]:
             return Call(target, call.args, call.kwargs)
         return _by_name(target, spec[1], call)
@@ -395,14 +269,14 @@ class TorchLevelNormaliser:
 def _method(name: str, call: Call) -> Call | None:
     """``x.view(2, -1)`` -> ``aten.view(x, [2, -1])``; casts -> ``aten._to_copy``."""
     if name in _CASTS:
-        return Call(_aten("_to_copy"), call.args[:1], {"dtype": _CASTS[name]})
+        return Call(aten_op("_to_copy"), call.args[:1], {"dtype": _CASTS[name]})
     if name == "to":
         dtypes = [a for a in (*call.args[1:], *call.kwargs.values()) if isinstance(a, torch.dtype)]
-        return Call(_aten("_to_copy"), call.args[:1], {"dtype": dtypes[0]}) if dtypes else None
+        return Call(aten_op("_to_copy"), call.args[:1], {"dtype": dtypes[0]}) if dtypes else None
     if name not in _METHODS:
         return None
     aten_name, varargs = _METHODS[name]
     args = call.args
     if varargs and not (len(args) == 2 and isinstance(args[1], (list, tuple))):
         args = (args[0], list(args[1:]))
-    return Call(_aten(aten_name), tuple(args), call.kwargs)
+    return Call(aten_op(aten_name), tuple(args), call.kwargs)
