@@ -213,3 +213,33 @@ def test_dynamo_graph_lifts_through_the_torch_level_table():
         assert_close(model(x), module(x))
     assert param_count(module) == param_count(model)
     torch._dynamo.reset()
+
+
+class _TwoInputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        self.conv = nn.Conv2d(3, 8, 3, stride=2)
+
+    def forward(self, image: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pooled = self.conv(image).mean(dim=(2, 3))
+        text = self.embed(tokens).mean(dim=1)
+        return pooled * text, text
+
+
+def test_several_inputs_and_outputs_keep_names_order_and_a_shared_symbolic_batch():
+    torch.manual_seed(0)
+    model = _TwoInputs().eval()
+    image, tokens = torch.randn(2, 3, 9, 9), torch.randint(0, 20, (2, 5))
+    graph = lift_torch(model, (image, tokens), dynamic_batch=True, name="two")
+    assert graph.name == "two"
+    assert [(v.name, v.shape, v.dtype) for v in graph.inputs] == [
+        ("image", ("batch", 3, 9, 9), "float32"),
+        ("tokens", ("batch", 5), "int64"),
+    ]
+    assert [v.shape for v in graph.outputs] == [("batch", 8), ("batch", 8)]
+    module = to_torch(graph)
+    image, tokens = torch.randn(4, 3, 9, 9), torch.randint(0, 20, (4, 5))
+    with torch.no_grad():
+        for want, got in zip(model(image, tokens), module(image, tokens), strict=True):
+            assert_close(want, got)
