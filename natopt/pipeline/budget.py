@@ -6,7 +6,9 @@
 - ``budget macs=0.6`` / ``params=0.5`` / ``latency=0.7``: the plan must cost at most that
   fraction of the original. reward = quality gain + tie-breaker - ``PENALTY`` x the
   fraction over budget, so a plan over budget always scores below every plan within it.
-  Latency is estimated from MACs until a measured latency table is available.
+  Latency is the ratio of the measured latency table's estimates
+  (``natopt.bench.latency_table``) when the caller gives them as ``latency = (plan ms,
+  original ms)``; without them MACs stand in.
 """
 
 from __future__ import annotations
@@ -43,8 +45,13 @@ class Budget:
             )
         return cls(metric, fraction)
 
-    def ratio(self, cost: Cost, original: Cost) -> float:
-        """The plan's cost as a fraction of the original's, in this budget's metric."""
+    def ratio(
+        self, cost: Cost, original: Cost, latency: tuple[float, float] | None = None
+    ) -> float:
+        """The plan's cost as a fraction of the original's, in this budget's metric
+        (``latency``: the plan's and the original's estimated ms, for a latency budget)."""
+        if self.metric == "latency" and latency is not None:
+            return latency[0] / max(latency[1], 1e-12)
         if self.metric == "params":
             return cost.params / max(original.params, 1)
         return cost.macs / max(original.macs, 1)
@@ -54,10 +61,15 @@ class Budget:
 
 
 def reward(
-    quality_gain: float, cost: Cost, original: Cost, budget: Budget | None, cost_weight: float
+    quality_gain: float,
+    cost: Cost,
+    original: Cost,
+    budget: Budget | None,
+    cost_weight: float,
+    latency: tuple[float, float] | None = None,
 ) -> float:
     saved = 1.0 - cost.macs / max(original.macs, 1)
     value = quality_gain + cost_weight * saved
     if budget is not None:
-        value -= PENALTY * max(0.0, budget.ratio(cost, original) - budget.fraction)
+        value -= PENALTY * max(0.0, budget.ratio(cost, original, latency) - budget.fraction)
     return value

@@ -1,6 +1,7 @@
 """``optimize``: the product's main job, top to bottom as one function of named phases.
 
-lift -> canonicalise -> data -> transition mask -> search (NAT policy, or a baseline, sharing
+lift -> canonicalise -> data -> transition mask -> (latency budget: time the graph and every
+target of the mask into the latency table) -> search (NAT policy, or a baseline, sharing
 one evaluation budget) -> fine-tune the chosen model (distillation + labels) -> ONNX export,
 checked with onnxruntime -> latency measured before/after, interleaved -> report.
 """
@@ -12,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from natopt.backends import load_weights_into_graph, to_torch
+from natopt.bench.latency_table import LatencyTable, estimate_latency, unit_variants
 from natopt.errors import BudgetError, PlanError
 from natopt.ir import Graph, graph_cost
 from natopt.passes import canonicalize
@@ -31,7 +34,7 @@ from natopt.passes.nat import (
     random_search,
     unit_graph,
 )
-from natopt.passes.transitions import Plan, compute_mask, vocabulary_for
+from natopt.passes.transitions import Plan, TransitionMask, compute_mask, vocabulary_for
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset, load_data, split_data
 from natopt.pipeline.finetune import FinetuneConfig, finetune
@@ -125,7 +128,7 @@ def _check_budget(problem: SearchProblem, budget: Budget | None) -> None:
     if budget is None:
         return
     cheapest = problem.build(cheapest_plan(problem.mask, budget.metric))
-    best = budget.ratio(graph_cost(cheapest), problem.original_cost)
+    best = budget.ratio(graph_cost(cheapest), problem.original_cost, problem.latency_pair(cheapest))
     if best > budget.fraction:
         raise BudgetError(
             f"no valid plan meets the budget {budget}: the cheapest plan of this transition "
@@ -174,6 +177,15 @@ def optimize(
     mask = compute_mask(graph, vocabulary)
     search_split = splits.search.subset(np.arange(min(config.eval_samples, len(splits.search))))
     splits = dataclasses.replace(splits, search=search_split)
+    times["prepare"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    latency = None
+    if config.plan is None and config.budget is not None and config.budget.metric == "latency":
+        latency = _latency_estimator(graph, mask, config.progress)
+    times["latency_table"] = time.perf_counter() - start
+
+    start = time.perf_counter()
     problem = SearchProblem(
         graph,
         mask,
@@ -183,8 +195,9 @@ def optimize(
         calibration_batches(splits.finetune, config.calibration_samples),
         shared_steps=config.shared_steps,
         seed=config.seed,
+        latency=latency,
     )
-    times["prepare"] = time.perf_counter() - start
+    times["prepare"] += time.perf_counter() - start
     say(
         f"{len(mask.units)} units, {int(mask.valid.sum())} valid transitions "
         f"over a vocabulary of {len(vocabulary)}"
@@ -265,6 +278,18 @@ def optimize(
     return Result(module, chosen, plan, report, onnx_path)
 
 
+def _latency_estimator(
+    graph: Graph, mask: TransitionMask, progress: bool
+) -> Callable[[Graph], float]:
+    """Time the graph and every target of its mask into this device's latency table."""
+    table = LatencyTable.open()
+    probes = table.pending([graph, *unit_variants(graph, mask)])
+    bar = ProgressBar("latency", len(probes), enabled=progress)
+    table.measure(probes, progress=bar.update)
+    bar.close(f"{len(probes)} segments timed, table {table.path}")
+    return partial(estimate_latency, table=table)
+
+
 def _to_onnx(graph: Graph, path: Path) -> None:
     from natopt.backends.onnx import to_onnx
 
@@ -291,6 +316,7 @@ def _candidates(problem: SearchProblem, chosen: Plan) -> list[dict[str, Any]]:
         rows.append(
             {
                 "macs": entry["macs"],
+                "latency_ms": entry["latency_ms"],
                 "quality": entry["quality"],
                 "reward": entry["reward"],
                 "chosen": entry["plan"] == chosen.transitions,

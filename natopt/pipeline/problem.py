@@ -5,11 +5,13 @@ weights shared-weight training adapts), refitting every replacement by least squ
 calibration activations (natopt folds BatchNorm, so this refit stands in for re-estimated
 normalisation statistics: it restores each unit's output directly), and comparing quality
 with the original's on the same samples: reward = quality(alpha) - quality(beta) + cost
-term (``natopt.pipeline.budget``).
+term (``natopt.pipeline.budget``). For a latency budget, ``latency`` estimates a graph's
+latency in ms (``natopt.bench.latency_table.latency_estimator``); it prices every plan.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,8 +50,10 @@ class SearchProblem:
     calibration: ActivationCache
     shared_steps: int = 0
     seed: int = 0
+    latency: Callable[[Graph], float] | None = None  # ms estimator (latency budget)
     shared: Graph = field(init=False)
     original_cost: Cost = field(init=False)
+    original_latency: float | None = field(init=False)
     reference: dict[str, torch.Tensor] = field(init=False)
     baseline: dict[str, Quality] = field(init=False)
     evaluated: list[dict] = field(default_factory=list)
@@ -57,6 +61,7 @@ class SearchProblem:
     def __post_init__(self) -> None:
         self.shared = self.graph.copy()
         self.original_cost = graph_cost(self.graph)
+        self.original_latency = None if self.latency is None else self.latency(self.graph)
         parts = {
             "search": self.splits.search,
             "val": self.splits.val,
@@ -87,23 +92,34 @@ class SearchProblem:
     def quality(self, graph: Graph, split: str) -> Quality:
         return self._score(graph_outputs(graph, self._data(split)), split)
 
+    def latency_pair(self, graph: Graph) -> tuple[float, float] | None:
+        """(``graph``'s, the original's) estimated latency in ms, with a latency estimator."""
+        if self.latency is None or self.original_latency is None:
+            return None
+        return self.latency(graph), self.original_latency
+
     def evaluate(self, plan: dict[str, str], split: str = "search") -> Evaluation:
         graph = self.build(plan)
         cost = graph_cost(graph)
+        latency = self.latency_pair(graph)
         quality = self.quality(graph, split)
         gain = quality.quality - self.baseline[split].quality
-        value = reward(gain, cost, self.original_cost, self.budget, self.cost_weight)
+        value = reward(gain, cost, self.original_cost, self.budget, self.cost_weight, latency)
         self.evaluated.append(
             {
                 "split": split,
                 "quality": quality.quality,
                 "macs": cost.macs,
                 "params": cost.params,
+                "latency_ms": None if latency is None else latency[0],
                 "reward": value,
                 "plan": strip_keep(plan),
             }
         )
-        return Evaluation(value, quality.quality, cost.macs / max(self.original_cost.macs, 1))
+        relative = cost.macs / max(self.original_cost.macs, 1)
+        if latency is not None:
+            relative = latency[0] / max(latency[1], 1e-12)
+        return Evaluation(value, quality.quality, relative)
 
     def validate(self, plan: dict[str, str]) -> Evaluation:
         return self.evaluate(plan, "val")
