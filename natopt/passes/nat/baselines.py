@@ -2,7 +2,9 @@
 
 - ``random_search``: every unit draws uniformly among its valid transitions (a uniform draw
   over the masked space, not over the vocabulary), rounds of ``plans_per_round`` plans, until
-  the budget is spent.
+  the budget is spent. With ``keep_probability`` p, a unit keeps its op with probability p
+  and otherwise draws uniformly among its other valid transitions: the random counterpart
+  of the NAT policy's ``keep_prior``, to tell what the prior does from what learning does.
 - ``greedy_search``: coordinate ascent, one unit at a time. From the current plan (first the
   identity plan, every unit kept) it scores every valid transition of one unit with the others
   fixed and moves that unit to the best one: the highest reward — the caller's reward is
@@ -41,6 +43,16 @@ def _uniform(rng: random.Random, valid: list[list[int]]) -> tuple[int, ...]:
     return tuple(rng.choice(choices) for choices in valid)
 
 
+def _near_identity(
+    rng: random.Random, valid: list[list[int]], keep: int, probability: float
+) -> tuple[int, ...]:
+    plan = []
+    for choices in valid:
+        others = [c for c in choices if c != keep]
+        plan.append(keep if not others or rng.random() < probability else rng.choice(others))
+    return tuple(plan)
+
+
 def random_search(
     space: SearchSpace,
     budget: int,
@@ -49,14 +61,22 @@ def random_search(
     plans_per_round: int = 4,
     candidates: int = 10,
     max_draws_factor: int = 2,
+    keep_probability: float | None = None,
     progress: Progress | None = None,
 ) -> SearchResult:
-    """Uniform random plans over the masked space for at most ``budget`` evaluations."""
+    """Random plans over the masked space for at most ``budget`` evaluations: uniform, or
+    keeping each unit with ``keep_probability``."""
     rng = random.Random(seed)
     valid = _valid(space)
+    keep = space.identity_index
     evaluator = PlanEvaluator(space, budget, max_draws_factor * budget, progress, method="random")
     while not evaluator.done:
-        plans = [_uniform(rng, valid) for _ in range(plans_per_round)]
+        plans = [
+            _uniform(rng, valid)
+            if keep_probability is None
+            else _near_identity(rng, valid, keep, keep_probability)
+            for _ in range(plans_per_round)
+        ]
         scored = [p for p in plans if evaluator(p) is not None]
         evaluator.shared_step(scored)
     return evaluator.result(evaluator.top(candidates))

@@ -21,6 +21,8 @@ with ``mask`` [U, V] -> probabilities [U, V].
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
@@ -72,6 +74,21 @@ class NATPolicy(nn.Module):
         for conv in self.convs:
             h = torch.relu(conv(h, graph.edge_index))
         return self.head(h)
+
+    def set_keep_prior(self, keep: int, probability: float, mask: Tensor) -> None:
+        """Bias the head so that a unit starts by keeping its op with about ``probability``.
+
+        With the other logits near zero, a unit with n valid transitions keeps with
+        e^b / (e^b + n − 1); b is set for the median n of ``mask``'s rows:
+        b = log(probability / (1 − probability) · (n − 1)). Sampled plans then start as small
+        edits of the original network, where rewards differ, instead of rewriting most units
+        at once. Shapes: ``mask`` [U, V].
+        """
+        if not 0.0 < probability < 1.0:
+            raise ValueError(f"NATPolicy.set_keep_prior: probability {probability} not in (0, 1)")
+        others = max(float(mask.sum(dim=1).median()) - 1.0, 1.0)
+        with torch.no_grad():
+            self.head.bias[keep] = math.log(probability / (1.0 - probability) * others)
 
     def probabilities(self, graph: UnitGraph, mask: Tensor) -> Tensor:
         """Per-unit distributions over the valid transitions, [U, V] (rows sum to 1)."""

@@ -41,7 +41,9 @@ class SearchConfig:
     """Policy-gradient settings; the defaults follow the NAT reference code.
 
     ``plans_per_step``: plans sampled per policy update; ``candidates``: K, the plans scored on
-    validation at the end; ``max_draws_factor``: the search also stops after
+    validation at the end; ``keep_prior``: when set, the policy starts keeping each unit with
+    about this probability (``NATPolicy.set_keep_prior``; ``None``: the reference's start,
+    near-uniform over the valid transitions); ``max_draws_factor``: the search also stops after
     ``max_draws_factor * budget`` sampled plans (cache hits included).
     """
 
@@ -55,6 +57,7 @@ class SearchConfig:
     hidden: int = 64
     layers: int = 2
     max_draws_factor: int = 2
+    keep_prior: float | None = None
 
     @classmethod
     def fast(cls, **overrides: object) -> SearchConfig:
@@ -77,9 +80,12 @@ def nat_search(
     the same seed, space and callables give the same plan.
     """
     config = config or SearchConfig()
-    policy = policy or NATPolicy(
-        len(space.vocabulary), hidden=config.hidden, layers=config.layers, seed=seed
-    )
+    if policy is None:
+        policy = NATPolicy(
+            len(space.vocabulary), hidden=config.hidden, layers=config.layers, seed=seed
+        )
+        if config.keep_prior is not None:
+            policy.set_keep_prior(space.identity_index, config.keep_prior, space.mask)
     optimizer = torch.optim.Adam(
         policy.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )

@@ -88,3 +88,19 @@ def test_bad_sizes_are_refused():
         NATPolicy(0)
     with pytest.raises(ValueError, match="one row per unit"):
         UnitGraph(["a", "b"], torch.tensor([0]), torch.zeros(2, 8), torch.zeros(2, 0))
+
+
+def test_keep_prior_sets_the_initial_keep_probability():
+    graph = chain(["conv5", "conv3", "branch", "linear"])
+    mask = torch.tensor(
+        [[1, 1, 1, 0, 0, 0], [1, 1, 1, 0, 0, 0], [1, 0, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]],
+        dtype=torch.bool,
+    )
+    policy = NATPolicy(VOCAB, seed=0)
+    policy.set_keep_prior(0, 0.8, mask)
+    with torch.no_grad():
+        probs = policy.probabilities(graph, mask)
+    assert torch.all((probs[:3, 0] - 0.8).abs() < 0.1), probs[:, 0]  # the median row: 3 valid
+    assert probs[3, 0] < probs[0, 0]  # more alternatives, less mass on keep
+    with pytest.raises(ValueError, match="not in"):
+        policy.set_keep_prior(0, 1.0, mask)

@@ -198,3 +198,23 @@ def test_noisy_synthetic_space_measures_noisily_and_validates_exactly():
     assert len(measured) == 3 and all(abs(r - problem.best_reward) < 3 for r in measured)
     result = random_search(problem.space, 60, seed=0)
     assert result.best_evaluation == problem.space.validate(result.best_plan)
+
+
+def test_keep_prior_and_its_random_counterpart_start_near_the_original():
+    problem = synthetic_problem(8, seed=10)
+    changeable = [u for u in range(8) if int(problem.space.mask[u].sum()) > 1]
+
+    def kept_share(run) -> float:
+        space, recorder = recorded(problem.space)
+        run(space)
+        plans = recorder.plans[:40]  # distinct plans: repeats of the identity are free
+        kept = [plan[u] == "keep" for plan in plans for u in changeable]
+        return sum(kept) / len(kept)
+
+    uniform = kept_share(lambda space: random_search(space, 40, seed=0))
+    near = kept_share(lambda space: random_search(space, 40, seed=0, keep_probability=0.8))
+    assert uniform < 0.4 < 0.6 < near
+    flat = kept_share(lambda space: nat_search(space, 40, config=FAST, seed=0))
+    prior = SearchConfig.fast(keep_prior=0.8)
+    biased = kept_share(lambda space: nat_search(space, 40, config=prior, seed=0))
+    assert flat < 0.4 < 0.6 < biased
