@@ -142,10 +142,12 @@ class PlanEvaluator:
     draws: int = 0
     _cache: dict[tuple[int, ...], Evaluation] = field(default_factory=dict)
     _best: dict[tuple[int, ...], float] = field(default_factory=dict)
+    _size: int = 0
 
     def __post_init__(self) -> None:
         if self.budget < 1:
             raise ValueError(f"{self.method or 'search'}: the budget must be >= 1 evaluation")
+        self._size = self.space.size()
 
     @property
     def used(self) -> int:
@@ -157,7 +159,7 @@ class PlanEvaluator:
         return (
             self.used >= self.budget
             or self.draws >= self.max_draws
-            or len(self._cache) >= self.space.size()
+            or len(self._cache) >= self._size
         )
 
     def __call__(self, actions: tuple[int, ...]) -> Evaluation | None:
