@@ -108,11 +108,11 @@ def _jsonable(x: Any) -> Any:
     return repr(x)
 
 
-def _concrete_tuple(value: Value, symbols: Mapping[str, int]) -> tuple[int, ...]:
+def _concrete_tuple(value: Value, symbols: dict[str, int]) -> tuple[int, ...]:
     return concrete_shape(value.shape or (), symbols)
 
 
-def _concrete(value: Value, symbols: Mapping[str, int]) -> list[int]:
+def _concrete(value: Value, symbols: dict[str, int]) -> list[int]:
     return list(_concrete_tuple(value, symbols))
 
 
@@ -121,7 +121,7 @@ def _shape_text(shape: Sequence[int]) -> str:
 
 
 def _segment(
-    nodes: list[Node], constant: set[int], graph_outputs: set[int], symbols: Mapping[str, int]
+    nodes: list[Node], constant: set[int], graph_outputs: set[int], symbols: dict[str, int]
 ) -> Segment:
     inside = {id(n) for n in nodes}
     position: dict[int, tuple[int, int]] = {}
@@ -191,7 +191,7 @@ def clone_nodes(
     graph: Graph,
     nodes: Sequence[Node],
     env: dict[int, Value],
-    symbols: Mapping[str, int] | None = None,
+    symbols: dict[str, int] | None = None,
 ) -> None:
     """Add copies of ``nodes`` to ``graph``; ``env`` maps ids of the originals' input values to
     values of ``graph`` and receives their outputs. Output shapes are the originals', made
@@ -221,6 +221,7 @@ def baked_values(
     A ``Constant``'s own tensor where it has one; the rest come from one run of ``graph`` on
     random inputs at the concrete shapes (integer inputs are zeros: valid indices).
     """
+    symbols = dict(symbols or {})
     values: dict[int, torch.Tensor] = {}
     wanted: dict[str, Value] = {}
     for segment in segments:

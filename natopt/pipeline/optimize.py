@@ -180,9 +180,9 @@ def optimize(
     times["prepare"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    latency = None
+    estimator = None
     if config.plan is None and config.budget is not None and config.budget.metric == "latency":
-        latency = _latency_estimator(graph, mask, config.progress)
+        estimator = _latency_estimator(graph, mask, config.progress)
     times["latency_table"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -195,7 +195,7 @@ def optimize(
         calibration_batches(splits.finetune, config.calibration_samples),
         shared_steps=config.shared_steps,
         seed=config.seed,
-        latency=latency,
+        latency=estimator,
     )
     times["prepare"] += time.perf_counter() - start
     say(
