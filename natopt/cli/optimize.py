@@ -62,7 +62,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         default="nat++",
         help="transition vocabulary (nat: keep/skip/null; nat++: + type and kernel)",
     )
-    p.add_argument("--transitions", help="restrict to levels, e.g. depth,kernel,lowrank")
+    p.add_argument(
+        "--transitions",
+        help="levels of the full vocabulary to search (overrides --space), e.g. "
+        "depth,type,kernel (NAT++), depth,width, depth,type,kernel,lowrank,width",
+    )
     p.add_argument("--evaluations", type=int, default=48, help="plan evaluations (budget)")
     p.add_argument("--candidates", type=int, default=6, help="plans validated at the end (K)")
     p.add_argument("--finetune-steps", type=int, default=300)

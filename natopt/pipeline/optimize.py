@@ -34,14 +34,22 @@ from natopt.passes.nat import (
     random_search,
     unit_graph,
 )
-from natopt.passes.transitions import Plan, TransitionMask, compute_mask, vocabulary_for
+from natopt.passes.transitions import (
+    VOCABULARY,
+    Plan,
+    TransitionMask,
+    Vocabulary,
+    compute_mask,
+    vocabulary_for,
+)
 from natopt.pipeline.budget import Budget
-from natopt.pipeline.data import Dataset, load_data, split_data
+from natopt.pipeline.data import Dataset, concat, load_data, split_data
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.problem import (
     SearchProblem,
     calibration_batches,
     cheapest_plan,
+    graph_outputs,
     strip_keep,
 )
 from natopt.pipeline.progress import ProgressBar
@@ -59,13 +67,14 @@ class OptimizeConfig:
     search: str = "nat"
     budget: Budget | None = None  # None: the accuracy objective (never costs more)
     space: str = "nat++"  # transition vocabulary: "nat", "nat++", "full"
-    levels: tuple[str, ...] | None = None  # restrict the vocabulary to these levels
+    levels: tuple[str, ...] | None = None  # the full vocabulary's levels to use (not space)
     evaluations: int = 48
     candidates: int = 6
-    eval_samples: int = 512  # samples of the search split scored per evaluation
-    calibration_samples: int = 256
+    eval_samples: int = 384  # samples of the search split scored per evaluation
+    calibration_samples: int = 128
+    keep_prior: float | None = 0.75  # NAT and random start by keeping each unit this often
     shared_steps: int = 0  # shared-weight steps per sampled plan (0: no weight sharing)
-    cost_weight: float = 0.02
+    cost_weight: float = 0.005
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = 0
     progress: bool = True
@@ -99,13 +108,30 @@ def _search(problem: SearchProblem, config: OptimizeConfig, bar: ProgressBar) ->
 
     budget, seed = config.evaluations, config.seed
     if config.search == "nat":
-        search_config = SearchConfig.fast(candidates=config.candidates)
+        search_config = SearchConfig.fast(
+            candidates=config.candidates, keep_prior=config.keep_prior
+        )
         return nat_search(space, budget, config=search_config, seed=seed, progress=progress)
     if config.search == "random":
         return random_search(
-            space, budget, seed=seed, candidates=config.candidates, progress=progress
+            space,
+            budget,
+            seed=seed,
+            candidates=config.candidates,
+            keep_probability=config.keep_prior,
+            progress=progress,
         )
     return greedy_search(space, budget, seed=seed, candidates=config.candidates, progress=progress)
+
+
+def _vocabulary(config: OptimizeConfig) -> Vocabulary:
+    """``config.levels`` of the full vocabulary when given (``depth`` always), else the space."""
+    if not config.levels:
+        return vocabulary_for(config.space)
+    try:
+        return VOCABULARY.restrict(config.levels)
+    except ValueError as exc:
+        raise PlanError(f"cannot restrict the transitions: {exc}") from None
 
 
 def _summary(graph: Graph, quality: Any, latency: float | None, onnx_bytes: int | None):
@@ -171,10 +197,10 @@ def optimize(
     else:
         dataset, test = load_data(data, graph.inputs, classes)
     splits = split_data(dataset, test, seed=config.seed)
-    vocabulary = vocabulary_for(config.space)
-    if config.levels:
-        vocabulary = vocabulary.restrict(config.levels)
+    vocabulary = _vocabulary(config)
     mask = compute_mask(graph, vocabulary)
+    # the final fine-tuning sees every sample but the validation and test ones
+    tuning = concat(splits.search, splits.finetune)
     search_split = splits.search.subset(np.arange(min(config.eval_samples, len(splits.search))))
     splits = dataclasses.replace(splits, search=search_split)
     times["prepare"] = time.perf_counter() - start
@@ -235,8 +261,8 @@ def optimize(
     bar = ProgressBar("finetune", config.finetune.steps, enabled=config.progress)
     losses = finetune(
         module,
-        splits.finetune,
-        problem.reference["finetune"],
+        tuning,
+        graph_outputs(graph, tuning),
         config.finetune,
         seed=config.seed,
         progress=lambda step, _total, loss: bar.update(step, f"loss {loss:.4f}"),

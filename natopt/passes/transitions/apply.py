@@ -8,11 +8,17 @@ Steps (the input graph is never changed):
 2. precedence for nested units: a unit whose main node lies inside a residual branch that
    the plan skips or nulls is overridden (the outer branch's depth transition wins) and
    recorded in the report;
-3. rewrite the remaining units in reverse graph order (so a rewrite never invalidates the
+3. width first: the groups led by units the plan narrows are pruned together
+   (``natopt.passes.width.prune``: channels chosen by importance on the calibration data,
+   consumers refit); every other transition is then checked again on the narrowed graph,
+   and one the narrowing made invalid (a skip or a pooling whose input and output channels
+   now differ) is dropped and recorded in ``overridden`` as ``width: <reason>``;
+4. rewrite the remaining units in reverse graph order (so a rewrite never invalidates the
    input of a unit still to be rewritten), weights inherited (``rewrite``);
-4. with ``calibration``, refit each replacement on the original graph's activations
-   (``calibrate``) and measure its reconstruction error;
-5. clean up with ``RemoveIdentityPass`` and ``DeadCodePass`` (an Add whose operand was nulled
+5. with ``calibration``, refit each replacement on the original graph's activations
+   (``calibrate``; restricted to the kept channels where width narrowed them) and measure
+   its reconstruction error;
+6. clean up with ``RemoveIdentityPass`` and ``DeadCodePass`` (an Add whose operand was nulled
    has already become its other operand), then ``verify(check_shapes=True)``.
 
 The same plan on the same graph always gives the same graph (names, order and weights): the
@@ -23,7 +29,10 @@ transition), ``overridden`` (unit -> the branch that won), and, with calibration
 ``errors`` / ``inherited_errors``: per unit the relative Frobenius error ``‖Ŷ − Y‖ / ‖Y‖`` on
 the calibration data, after and before the refit. ``Y`` is what the transition replaces on
 the original graph: the replaced op's output (pre-activation) for type/kernel/low-rank, the
-unit's output for skip (``Ŷ`` = its input) and null (``Ŷ`` = 0, so the error is 1).
+unit's output for skip (``Ŷ`` = its input) and null (``Ŷ`` = 0, so the error is 1); for width
+the outputs of the group's consumers, pooled (the leader's entry), with ``layer_errors``
+giving each consumer's ``(sliced, refit)`` pair and ``channels`` the leader's
+``(before, after)`` channel count.
 """
 
 from __future__ import annotations
@@ -44,9 +53,11 @@ from natopt.passes.transitions.inherit import relative_error
 from natopt.passes.transitions.mask import MaskContext, check_transition
 from natopt.passes.transitions.plan import Plan
 from natopt.passes.transitions.rewrite import rewrite_unit
-from natopt.passes.transitions.state import UnitState, transition_units, unit_state
+from natopt.passes.transitions.state import UnitState, transition_units
 from natopt.passes.transitions.targets import Target
 from natopt.passes.transitions.vocabulary import VOCABULARY, Vocabulary
+from natopt.passes.width import WidthOptions
+from natopt.passes.width.prune import WidthResult, apply_width
 
 __all__ = ["apply_plan", "ApplyReport"]
 
@@ -61,6 +72,8 @@ class ApplyReport:
     overridden: dict[str, str] = field(default_factory=dict)
     errors: dict[str, float] = field(default_factory=dict)
     inherited_errors: dict[str, float] = field(default_factory=dict)
+    channels: dict[str, tuple[int, int]] = field(default_factory=dict)
+    layer_errors: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -72,10 +85,14 @@ class _Step:
     new: list[Node] = field(default_factory=list)
 
 
-def _checked_steps(graph: Graph, plan: Plan, vocabulary: Vocabulary) -> list[_Step]:
+def _checked_steps(
+    graph: Graph, plan: Plan, vocabulary: Vocabulary, width: WidthOptions | None
+) -> tuple[list[_Step], MaskContext]:
     units = transition_units(graph)
     by_name = {u.name: u for u in units}
-    ctx = MaskContext.of(graph, units)
+    named = set(plan.transitions.values())
+    wanted = any(e.op == "width" and e.name in named for e in vocabulary)
+    ctx = MaskContext.of(graph, units, (width or WidthOptions()) if wanted else None)
     position = {id(n): i for i, n in enumerate(graph.nodes)}
     steps = []
     for unit_name, entry_name in plan.transitions.items():
@@ -92,7 +109,7 @@ def _checked_steps(graph: Graph, plan: Plan, vocabulary: Vocabulary) -> list[_St
                 f"plan gives unit {unit_name} the unknown transition {entry_name!r}; "
                 f"known: {', '.join(vocabulary.names)}"
             ) from None
-        state = unit_state(unit)
+        state = ctx.state(unit)
         found = check_transition(state, entry, ctx, "kernel" in vocabulary.levels)
         if isinstance(found, str):
             raise PlanError(
@@ -103,7 +120,7 @@ def _checked_steps(graph: Graph, plan: Plan, vocabulary: Vocabulary) -> list[_St
             producer = unit.output.producer
             at = position[id(producer)] if producer is not None else -1
             steps.append(_Step(state, entry.op, found if isinstance(found, Target) else None, at))
-    return steps
+    return steps, ctx
 
 
 def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
@@ -151,12 +168,13 @@ def _calibrate(
     calibration: ActivationCache,
     alpha: float,
     report: ApplyReport,
+    narrowed: WidthResult,
 ) -> None:
     names = {name for step in steps for name in _value_names(step)}
     seen = calibration.capture(original, names)
     for step in steps:
         x_name, y_name = _value_names(step)
-        x, y = seen[x_name], seen[y_name]
+        x, y = narrowed.view(x_name, seen[x_name]), narrowed.view(y_name, seen[y_name])
         name = step.state.unit.name
         if step.target is None:
             approx = x if step.op == "skip" else torch.zeros_like(y)
@@ -169,6 +187,52 @@ def _calibrate(
         report.errors[name] = relative_error(run_chain(step.new, x), y)
 
 
+def _narrow(
+    result: Graph,
+    original: Graph,
+    steps: list[_Step],
+    ctx: MaskContext,
+    calibration: ActivationCache | None,
+    width: WidthOptions | None,
+    ridge: float,
+    report: ApplyReport,
+) -> WidthResult:
+    """Prune the groups of the width steps (step 3 of the module docstring)."""
+    chosen = {}
+    for step in steps:
+        assert step.target is not None and step.state.group is not None
+        chosen[step.state.unit.name] = (step.state.group, step.target.channels or 0)
+    assert ctx.groups is not None
+    narrowed = apply_width(result, original, ctx.groups, chosen, calibration, width, ridge)
+    report.channels.update(narrowed.channels)
+    report.errors.update(narrowed.errors)
+    report.inherited_errors.update(narrowed.inherited_errors)
+    report.layer_errors.update(narrowed.layer_errors)
+    return narrowed
+
+
+def _recheck(
+    result: Graph, steps: list[_Step], plan: Plan, vocabulary: Vocabulary, report: ApplyReport
+) -> list[_Step]:
+    """The non-width steps, their states and targets read again on the narrowed graph."""
+    units = {u.name: u for u in transition_units(result)}
+    ctx = MaskContext.of(result, list(units.values()))
+    position = {id(n): i for i, n in enumerate(result.nodes)}
+    kept = []
+    for step in steps:
+        name = step.state.unit.name
+        state = ctx.state(units[name])
+        entry = vocabulary.get(plan.transitions[name])
+        found = check_transition(state, entry, ctx, "kernel" in vocabulary.levels)
+        if isinstance(found, str):
+            report.overridden[name] = f"width: {found}"
+            continue
+        producer = state.unit.output.producer
+        at = position[id(producer)] if producer is not None else -1
+        kept.append(_Step(state, step.op, found if isinstance(found, Target) else None, at))
+    return kept
+
+
 def apply_plan(
     graph: Graph,
     plan: Plan | Mapping[str, str],
@@ -176,26 +240,38 @@ def apply_plan(
     calibration: ActivationCache | Sequence[Tensor | Sequence[Tensor]] | None = None,
     ridge: float = 1e-3,
     vocabulary: Vocabulary = VOCABULARY,
+    width: WidthOptions | None = None,
 ) -> Graph:
     """A rewritten, verified copy of ``graph``; ``graph.meta["transitions"]`` is the report.
 
     ``calibration``: input batches (a tensor, or a tuple with one tensor per graph input), or
     an ``ActivationCache`` of them to reuse captured activations across plans, on
     which replacements are refit by ridge least squares (``ridge``: the relative weight of
-    the pull towards the inherited weights).
+    the pull towards the inherited weights). ``width``: how width entries round channel
+    counts and choose channels (default ``WidthOptions()``).
     """
     plan = Plan.of(plan)
     result = graph.copy()
     report = ApplyReport()
-    steps = _resolve_nesting(_checked_steps(result, plan, vocabulary), report)
+    cache = calibration
+    if cache is not None and not isinstance(cache, ActivationCache):
+        cache = ActivationCache(cache)
+    checked, ctx = _checked_steps(result, plan, vocabulary, width)
+    steps = _resolve_nesting(checked, report)
+    widths = [s for s in steps if s.op == "width"]
+    narrowed = WidthResult()
+    if widths:
+        narrowed = _narrow(result, graph, widths, ctx, cache, width, ridge, report)
+        report.applied.update(
+            {s.state.unit.name: plan.transitions[s.state.unit.name] for s in widths}
+        )
+        steps = _recheck(result, [s for s in steps if s.op != "width"], plan, vocabulary, report)
     steps.sort(key=lambda s: s.position, reverse=True)
     for step in steps:
         step.new = rewrite_unit(result, step.state, step.op, step.target)
         report.applied[step.state.unit.name] = plan.transitions[step.state.unit.name]
-    if calibration is not None and steps:
-        if not isinstance(calibration, ActivationCache):
-            calibration = ActivationCache(calibration)
-        _calibrate(graph, steps, calibration, ridge, report)
+    if cache is not None and steps:
+        _calibrate(graph, steps, cache, ridge, report, narrowed)
     cleanup = PassManager([RemoveIdentityPass(), DeadCodePass()])
     result = cleanup.run(result, PassContext(verify=False)).graph
     verify(result, check_shapes=True)

@@ -16,6 +16,9 @@ the fit) and solve a ridge least squares pulled towards the inherited weights
 - ``lowrank``: the second factor and its bias, on the first factor's output;
 - pooling has no weights: nothing is refit.
 
+``LAYER_REFITS`` (keyed by op) refits one layer whose input channels were pruned (width):
+a Conv as a smaller-kernel conv is refit, a Linear as the second half of a low-rank pair.
+
 Each unit is refit independently on the original model's activations: every replacement
 matches the original unit given the original unit's input. A bias is refit only where the
 replaced op had one, so refitting never changes a cost.
@@ -32,7 +35,7 @@ from torch import Tensor
 from natopt.ir import Graph, Node, Value, call_node, run_graph
 from natopt.passes.transitions.inherit import ridge_refit
 
-__all__ = ["capture", "ActivationCache", "run_chain", "REFITS", "MAX_ROWS"]
+__all__ = ["capture", "ActivationCache", "run_chain", "REFITS", "LAYER_REFITS", "MAX_ROWS"]
 
 MAX_ROWS = 16384
 
@@ -154,4 +157,8 @@ REFITS: dict[str, Callable[[list[Node], Tensor, Tensor, float], None]] = {
     "sep_conv": _refit_last,
     "dil_sep_conv": _refit_last,
     "lowrank": _refit_last,
+}
+LAYER_REFITS: dict[str, Callable[[list[Node], Tensor, Tensor, float], None]] = {
+    "Conv": _refit_conv,
+    "Linear": _refit_last,
 }

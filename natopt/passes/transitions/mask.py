@@ -15,7 +15,10 @@ matrix with the unit list and the vocabulary. The rules (one function per depth 
   candidate. Hence at most one operand of an Add is ever nullable, and the other operand of
   every nulled Add stays live: the main path is never zeroed. (In a ResNet block with a
   downsample shortcut both operands are candidates, so neither is offered null.)
-- type, kernel, low rank: ``targets.target_for`` (shapes, groups, strides, padding, cost).
+- type, kernel, low rank, width: ``targets.target_for`` (shapes, groups, strides, padding,
+  cost). Width needs the unit's channel group: when the vocabulary has the width level the
+  context computes the graph's channel groups once (``natopt.passes.width.channel_groups``)
+  and ``MaskContext.state`` gives each unit's state its group.
 - cost order other > skip > null: skip and null remove the unit's MACs and parameters, so
   against a unit they are always cheaper; every other target must be cheaper than the op it
   replaces (``targets.cheaper``). Targets of equal cost are therefore masked: separable ->
@@ -38,6 +41,7 @@ from natopt.passes.transitions.state import UnitState, transition_units, unit_st
 from natopt.passes.transitions.targets import Target, target_for
 from natopt.passes.transitions.vocabulary import VOCABULARY, Transition, Vocabulary
 from natopt.passes.units import Unit
+from natopt.passes.width import GroupAnalysis, WidthOptions, channel_groups
 
 __all__ = ["TransitionMask", "MaskContext", "compute_mask", "check_transition"]
 
@@ -73,9 +77,14 @@ class MaskContext:
     """Graph-level facts the depth rules need, computed once per graph."""
 
     nullable: set[int] = field(default_factory=set)  # ids of unit outputs offered null
+    groups: GroupAnalysis | None = None  # channel groups, when width transitions are wanted
 
     @classmethod
-    def of(cls, graph: Graph, units: Sequence[Unit]) -> MaskContext:
+    def of(
+        cls, graph: Graph, units: Sequence[Unit], width: WidthOptions | None = None
+    ) -> MaskContext:
+        """The context of ``graph``; with ``width``, its channel groups too."""
+        groups = None if width is None else channel_groups(graph, units, width.rounding)
         constant = _constant_values(graph)
         outputs = {id(v) for v in graph.outputs}
         partners = {id(u.output): _add_partners(u.output, constant, outputs) for u in units}
@@ -85,7 +94,18 @@ class MaskContext:
             for key in candidates
             if all(id(other) not in candidates for other in partners[key] or ())
         }
-        return cls(nullable)
+        return cls(nullable, groups)
+
+    def state(self, unit: Unit) -> UnitState:
+        """``unit_state(unit)`` with the channel group the unit leads (width)."""
+        state = unit_state(unit)
+        if self.groups is not None:
+            found = self.groups.leads(unit)
+            if isinstance(found, str):
+                state.group_reason = found
+            else:
+                state.group = found
+        return state
 
 
 def _keep(state: UnitState, ctx: MaskContext) -> str | None:
@@ -171,12 +191,16 @@ class TransitionMask:
         return self.plan(masked_sample(logits, self.valid, generator))
 
 
-def compute_mask(graph: Graph, vocabulary: Vocabulary = VOCABULARY) -> TransitionMask:
-    """The transition mask of ``graph`` over ``vocabulary`` (see the module docstring)."""
+def compute_mask(
+    graph: Graph, vocabulary: Vocabulary = VOCABULARY, *, width: WidthOptions | None = None
+) -> TransitionMask:
+    """The transition mask of ``graph`` over ``vocabulary`` (see the module docstring);
+    ``width``: how width entries round (default ``WidthOptions()``: onnxruntime on CPU)."""
     units = transition_units(graph)
-    ctx = MaskContext.of(graph, units)
+    wanted = (width or WidthOptions()) if "width" in vocabulary.levels else None
+    ctx = MaskContext.of(graph, units, wanted)
     kernel_level = "kernel" in vocabulary.levels
-    states = [unit_state(u) for u in units]
+    states = [ctx.state(u) for u in units]
     rows = [
         [not isinstance(check_transition(s, e, ctx, kernel_level), str) for e in vocabulary]
         for s in states

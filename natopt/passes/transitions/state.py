@@ -16,18 +16,25 @@ Geometry (``kernel``, ``dilation``) is read only for 2-D convolutions with a squ
 kernel and equal dilations (``kernel`` is ``None`` otherwise: no type or kernel transition).
 ``positions`` is the number of output elements per output channel (symbolic dims count 1, as
 in ``natopt.ir.cost``), so target costs are computed arithmetically.
+
+Width: ``group`` is the channel group (``natopt.passes.width``) the unit leads, set by the
+mask's context when the vocabulary has the width level; ``group_reason`` says why it has none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from natopt.ir import Cost, Graph, Node, node_cost
 from natopt.ir.types import numel
 from natopt.passes.units import Unit, find_units
+
+if TYPE_CHECKING:
+    from natopt.passes.width.groups import ChannelGroup
 
 __all__ = [
     "UnitState",
@@ -71,6 +78,8 @@ class UnitState:
     bias: bool = False
     full_rank: int | None = None
     divisor: int = 1
+    group: ChannelGroup | None = None
+    group_reason: str = "the vocabulary has no width level"
 
 
 def _per_dim(value: tuple[int, ...] | int, n: int) -> tuple[int, ...]:

@@ -17,6 +17,11 @@ saying why the transition is invalid. Rules, in the NAT++ two-level order:
   ``dil_sep_conv`` uses ``2·d₀``, pooling 1.
 - low rank: from ``linear``, a dense 1x1 ``conv`` or a ``lowrank`` unit with a smaller
   divisor; ``rank = full_rank // divisor >= 1``.
+- width: the unit must lead a prunable channel group (``state.group``, from
+  ``natopt.passes.width``); the kept count is ``fraction·C`` rounded up to the device's
+  channel block; invalid when it is not below ``C`` or equals what a larger fraction keeps,
+  or when the group's nodes (producers, consumers, followers) would not cost less in total.
+  The target's cost is the unit's replaced op with its output channels narrowed.
 - cost: the target's MACs and parameters (computed arithmetically from the unit's channels
   and output positions) are both at most the replaced op's, and (MACs, params) strictly
   smaller lexicographically.
@@ -33,7 +38,7 @@ from dataclasses import dataclass
 
 from natopt.ir import Cost
 from natopt.passes.transitions.state import UnitState
-from natopt.passes.transitions.vocabulary import Transition
+from natopt.passes.transitions.vocabulary import VOCABULARY, Transition
 
 __all__ = ["Target", "TARGET_RULES", "FROM", "target_for", "cheaper"]
 
@@ -57,6 +62,7 @@ class Target:
     dilation: int = 1
     padding: tuple[int, ...] = ()
     rank: int | None = None
+    channels: int | None = None
 
 
 def cheaper(target: Cost, current: Cost) -> bool:
@@ -164,6 +170,35 @@ def _lowrank(state: UnitState, entry: Transition, kernel_level: bool) -> Target 
     return _priced(state, Target(entry, cost, padding=state.padding, rank=rank))
 
 
+_WIDTHS = tuple(e for e in VOCABULARY if e.op == "width")
+
+
+def _width(state: UnitState, entry: Transition, kernel_level: bool) -> Target | str:
+    group = state.group
+    if group is None:
+        return f"width needs a unit leading a prunable channel group; {state.group_reason}"
+    fraction = entry.fraction or 1.0
+    kept = group.kept(fraction)
+    if kept >= group.channels:
+        return f"{entry.name} of {group.channels} channels rounds up to {kept}: none removed"
+    same = [
+        wider.name
+        for wider in _WIDTHS
+        if (wider.fraction or 1.0) > fraction and group.kept(wider.fraction or 1.0) == kept
+    ]
+    if same:
+        return f"{entry.name} keeps the same {kept} channels as {same[0]}"
+    changes = group.costs(kept)
+    before = sum((b for b, _ in changes.values()), Cost())
+    after = sum((a for _, a in changes.values()), Cost())
+    if not cheaper(after, before):
+        return f"{entry.name} does not lower the cost of the group's layers"
+    replaced = [changes[id(n)] for n in state.replaced if id(n) in changes]
+    params = state.cost.params + sum(a.params - b.params for b, a in replaced)
+    macs = state.cost.macs + sum(a.macs - b.macs for b, a in replaced)
+    return Target(entry, Cost(params, macs), channels=kept)
+
+
 TARGET_RULES: dict[str, Callable[[UnitState, Transition, bool], Target | str]] = {
     "conv": _conv,
     "sep_conv": _separable,
@@ -171,6 +206,7 @@ TARGET_RULES: dict[str, Callable[[UnitState, Transition, bool], Target | str]] =
     "max_pool": _pool,
     "avg_pool": _pool,
     "lowrank": _lowrank,
+    "width": _width,
 }
 
 
@@ -178,5 +214,5 @@ def target_for(state: UnitState, entry: Transition, kernel_level: bool = True) -
     """The target ``entry`` gives ``state``'s unit, or why it is invalid."""
     rule = TARGET_RULES.get(entry.op)
     if rule is None:
-        return f"{entry.op} is not a type, kernel or low-rank transition"
+        return f"{entry.op} is not a type, kernel, low-rank or width transition"
     return rule(state, entry, kernel_level)

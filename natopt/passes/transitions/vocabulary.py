@@ -11,13 +11,16 @@ switches off what a unit cannot do. An entry says what a unit becomes:
 | type    | sep_conv_{7,5,3}, dil_sep_conv_{5,3} (kxk),    | depthwise-separable conv,   |
 |         | max_pool_3x3, avg_pool_3x3                     | dilated separable, pooling  |
 | lowrank | lowrank_1_2, lowrank_1_4, lowrank_1_8          | rank = full rank // divisor |
+| width   | width_3_4, width_1_2, width_1_4                | that fraction of the unit's |
+|         |                                                | output channels (its group) |
 
 Levels combine (NAT++): a type entry may also shrink the kernel (conv 5x5 -> sep_conv_3x3)
 only when the vocabulary also holds the ``kernel`` level; otherwise it keeps the unit's kernel.
 ``restrict(levels)`` gives the smaller spaces: ``SPACES["nat"]`` (keep/skip/null, NAT),
-``SPACES["nat++"]`` (depth + type + kernel) and ``SPACES["full"]`` (all levels). A new level
-(``width``) is one more block of entries here, one rule in ``targets.TARGET_RULES`` and one
-rewrite in ``rewrite.REWRITES``.
+``SPACES["nat++"]`` (depth + type + kernel) and ``SPACES["full"]`` (all levels). A width entry
+keeps ``fraction`` of a conv/linear unit's output channels, rounded up to the device's channel
+block, and acts on the unit's whole channel group (``natopt.passes.width``); it is offered only
+on the group's leader (``targets.TARGET_RULES["width"]``).
 """
 
 from __future__ import annotations
@@ -42,9 +45,10 @@ class Transition:
     """One vocabulary entry.
 
     ``op`` is what the unit becomes ("keep", "skip", "null", "conv", "sep_conv",
-    "dil_sep_conv", "max_pool", "avg_pool", "lowrank"); ``kernel`` the target kernel size per
-    spatial dim (conv-like and pooling targets); ``divisor`` the reduction of a dimension (the
-    rank for "lowrank": full rank // divisor).
+    "dil_sep_conv", "max_pool", "avg_pool", "lowrank", "width"); ``kernel`` the target kernel
+    size per spatial dim (conv-like and pooling targets); ``divisor`` the reduction of a
+    dimension (the rank for "lowrank": full rank // divisor); ``fraction`` the share of output
+    channels a "width" entry keeps (before rounding).
     """
 
     name: str
@@ -52,6 +56,7 @@ class Transition:
     op: str
     kernel: int | None = None
     divisor: int | None = None
+    fraction: float | None = None
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -65,7 +70,11 @@ def _entries() -> tuple[Transition, ...]:
     typed += [Transition(f"dil_sep_conv_{k}x{k}", "type", "dil_sep_conv", k) for k in (5, 3)]
     typed += [Transition(f"{op}_3x3", "type", op, 3) for op in ("max_pool", "avg_pool")]
     lowrank = [Transition(f"lowrank_1_{d}", "lowrank", "lowrank", divisor=d) for d in (2, 4, 8)]
-    return (*depth, *kernel, *typed, *lowrank)
+    width = [
+        Transition(f"width_{a}_{b}", "width", "width", fraction=a / b)
+        for a, b in ((3, 4), (1, 2), (1, 4))
+    ]
+    return (*depth, *kernel, *typed, *lowrank, *width)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from natopt.passes.transitions import SPACES, VOCABULARY, Transition, Vocabulary
 
 def test_vocabulary_is_fixed_and_keep_comes_first() -> None:
     assert VOCABULARY.names[:3] == ("keep", "skip", "null")
-    assert len(VOCABULARY) == 17
+    assert len(VOCABULARY) == 20  # 3 depth, 4 kernel, 7 type, 3 lowrank, 3 width
     assert VOCABULARY.index("sep_conv_3x3") == VOCABULARY.names.index("sep_conv_3x3")
     entry = VOCABULARY.get("lowrank_1_4")
     assert (entry.level, entry.op, entry.divisor) == ("lowrank", "lowrank", 4)

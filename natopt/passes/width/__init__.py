@@ -1,0 +1,38 @@
+"""Width transitions: channel dependency groups on the IR, and narrowing them.
+
+- ``groups``: ``channel_groups(graph, units) -> GroupAnalysis`` — the channels that must be
+  pruned together (residual merges, concats, depthwise convs, norms, flattens, gates), what
+  blocks each group, and the unit that leads it (its mask row carries the width entries);
+- ``layout``: where channel spaces lie along an axis, moved through reshapes;
+- ``rounding``: ``ChannelRounding`` — kept counts rounded up to the device's channel block;
+- ``importance``: ``IMPORTANCE`` scores (``l1``, ``activation``, ``taylor``);
+- ``options``: ``WidthOptions`` (rounding, importance, refit);
+- ``slicing``: what pruning does to each node touching a group (one table);
+- ``prune``: ``apply_width`` — keep the top channels, slice, refit the consumers (imported
+  from ``natopt.passes.width.prune``: it builds on ``transitions.calibrate``, which the
+  transition mask in turn builds on this package's groups).
+"""
+
+from __future__ import annotations
+
+from natopt.passes.width.groups import CHANNEL_RULES, ChannelGroup, GroupAnalysis, channel_groups
+from natopt.passes.width.importance import DEFAULT_IMPORTANCE, IMPORTANCE, kept_channels
+from natopt.passes.width.layout import Layout, positions, relocate
+from natopt.passes.width.options import WidthOptions
+from natopt.passes.width.rounding import CPU_ROUNDING, ChannelRounding
+
+__all__ = [
+    "CHANNEL_RULES",
+    "CPU_ROUNDING",
+    "DEFAULT_IMPORTANCE",
+    "IMPORTANCE",
+    "ChannelGroup",
+    "ChannelRounding",
+    "GroupAnalysis",
+    "Layout",
+    "WidthOptions",
+    "channel_groups",
+    "kept_channels",
+    "positions",
+    "relocate",
+]
