@@ -19,7 +19,7 @@ import torch
 from natopt.errors import DataError
 from natopt.ir import Value
 
-__all__ = ["Dataset", "Splits", "load_data", "split_data", "MIN_SAMPLES"]
+__all__ = ["Dataset", "Splits", "concat", "load_data", "split_data", "MIN_SAMPLES"]
 
 MIN_SAMPLES = 30
 _FLOAT_KINDS = "f"
@@ -49,6 +49,14 @@ class Dataset:
 
     def tensors(self) -> list[torch.Tensor]:
         return [torch.from_numpy(a) for a in self.inputs]
+
+
+def concat(*parts: Dataset) -> Dataset:
+    """The samples of ``parts`` one after another (labels kept only if every part has them)."""
+    inputs = [np.concatenate(arrays) for arrays in zip(*(p.inputs for p in parts), strict=True)]
+    labelled = all(p.labels is not None for p in parts)
+    labels = np.concatenate([p.labels for p in parts]) if labelled else None
+    return Dataset(inputs, labels)
 
 
 @dataclass(slots=True)

@@ -202,3 +202,26 @@ def test_cli_refuses_to_overwrite_the_input(model_and_data, tmp_path, capsys):
     export_model(model, onnx_path)
     code = main(["optimize", str(onnx_path), "--data", str(data), "-o", str(onnx_path), "--quiet"])
     assert code == 2 and "would overwrite an input" in capsys.readouterr().err
+
+
+def test_python_api_takes_a_torch_module(model_and_data):
+    import natopt
+
+    model, data = model_and_data
+    result = natopt.optimize(
+        model,
+        data,
+        example_inputs=torch.randn(2, 1, 12, 12),
+        budget="macs=0.8",
+        evaluations=4,
+        candidates=1,
+        finetune=FinetuneConfig(steps=2),
+        measure_latency=False,
+        progress=False,
+        calibration_samples=32,
+    )
+    assert set(result.report) >= {"before", "after", "plan", "search", "times"}
+    assert result.report["after"]["macs"] <= 0.8 * result.report["before"]["macs"]
+    assert result.plan.transitions == result.report["plan"]
+    out = result.module(torch.randn(3, 1, 12, 12))
+    assert out.shape == (3, 4)
