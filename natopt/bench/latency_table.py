@@ -5,7 +5,9 @@ node, at concrete shapes) to its onnxruntime latency on one device. Each missing
 lowered alone (``probe_graph`` -> ``build_model``) and timed with ``bench_models``: probes
 are timed in chunks of similar size, interleaved with a reference probe (one ``Neg`` on a
 ``[batch, 1]`` tensor) whose median is the cost of a session call itself; an entry is the
-probe's median minus that overhead (at least 0). So
+probe's median minus that overhead (at least 0; the best run minus the reference's best is
+kept too, ``min_ms``: on a loaded machine long runs are preempted more than short ones, and
+the minimum is the statistic least moved by that). So
 
     estimate_latency(graph) = overhead + Σ_segments entry[segment]
 
@@ -55,6 +57,7 @@ __all__ = [
     "LatencyTable",
     "MeasureSettings",
     "Probe",
+    "STATISTICS",
     "cache_dir",
     "estimate_latency",
     "latency_estimator",
@@ -63,6 +66,7 @@ __all__ = [
 
 CACHE_ENV = "NATOPT_CACHE_DIR"
 TABLE_VERSION = 1
+STATISTICS = ("median", "min")
 _DEPTH_OPS = frozenset({"keep", "skip", "null"})
 
 
@@ -123,12 +127,18 @@ class Device:
 
 @dataclass(slots=True)
 class LatencyEntry:
-    """A segment's latency in ms (session overhead removed); ``None``: not measurable."""
+    """A segment's median latency in ms (session overhead removed) and its best run
+    (``min_ms``); ``None``: not measurable."""
 
     ms: float | None
     text: str
     runs: int = 0
     reason: str = ""
+    min_ms: float | None = None
+
+    def value(self, statistic: str) -> float:
+        """``ms`` (statistic ``"median"``) or ``min_ms`` (``"min"``); 0 when not measured."""
+        return (self.ms if statistic == "median" else self.min_ms) or 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +171,7 @@ class LatencyTable:
     device: Device
     entries: dict[str, LatencyEntry] = field(default_factory=dict)
     overhead_ms: float = 0.0
+    overhead_min_ms: float = 0.0
     symbols: dict[str, int] = field(default_factory=dict)
     settings: MeasureSettings = field(default_factory=MeasureSettings)
     path: Path | None = None
@@ -182,9 +193,9 @@ class LatencyTable:
         if settings is not None:
             table.settings = settings
         if path is not None:
-            entries, overhead = _read(path)
+            entries, overheads = _read(path)
             table.entries.update(entries)
-            table.overhead_ms = overhead
+            table.overhead_ms, table.overhead_min_ms = overheads
         return table
 
     def save(self) -> None:
@@ -197,6 +208,7 @@ class LatencyTable:
             "version": TABLE_VERSION,
             "device": asdict(self.device),
             "overhead_ms": self.overhead_ms,
+            "overhead_min_ms": self.overhead_min_ms,
             "entries": {k: asdict(e) for k, e in sorted(entries.items())},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +248,7 @@ class LatencyTable:
             if probe.graph is None:
                 self.entries[probe.key] = LatencyEntry(None, probe.text, reason=probe.reason)
         done = len(probes) - len(measurable)
-        overheads: list[float] = []
+        overheads: list[tuple[float, float]] = []
         with tempfile.TemporaryDirectory(prefix="natopt-latency-") as tmp:
             for chunk in _chunks(measurable, self.settings.chunk):
                 overheads += self._measure_chunk(chunk, Path(tmp))
@@ -244,10 +256,11 @@ class LatencyTable:
                 if progress is not None:
                     progress(done)
         if overheads:
-            self.overhead_ms = mean(overheads)
+            self.overhead_ms = mean(o[0] for o in overheads)
+            self.overhead_min_ms = mean(o[1] for o in overheads)
         self.save()
 
-    def _measure_chunk(self, chunk: list[Probe], folder: Path) -> list[float]:
+    def _measure_chunk(self, chunk: list[Probe], folder: Path) -> list[tuple[float, float]]:
         batch = chunk[0].batch
         reference = _reference_model(folder / f"reference_{batch}.onnx", batch)
         paths = []
@@ -273,11 +286,15 @@ class LatencyTable:
                 self.entries[chunk[0].key] = LatencyEntry(None, chunk[0].text, reason=str(exc))
                 return []
             return [o for probe in chunk for o in self._measure_chunk([probe], folder)]
-        overhead = result.models[0].stats.median_ms
+        call = result.models[0].stats
         for probe, model in zip(chunk, result.models[1:], strict=True):
-            ms = max(0.0, model.stats.median_ms - overhead)
-            self.entries[probe.key] = LatencyEntry(ms, probe.text, model.stats.runs)
-        return [overhead]
+            self.entries[probe.key] = LatencyEntry(
+                max(0.0, model.stats.median_ms - call.median_ms),
+                probe.text,
+                model.stats.runs,
+                min_ms=max(0.0, model.stats.min_ms - call.min_ms),
+            )
+        return [(call.median_ms, call.min_ms)]
 
     # ---- estimating -------------------------------------------------------------------
     def unmeasured(self, graph: Graph) -> list[LatencyEntry]:
@@ -286,16 +303,17 @@ class LatencyTable:
         return [e for e in found if e is not None and e.ms is None]
 
 
-def _read(path: Path) -> tuple[dict[str, LatencyEntry], float]:
-    """Entries and overhead from a cache file; an unreadable one is treated as empty."""
+def _read(path: Path) -> tuple[dict[str, LatencyEntry], tuple[float, float]]:
+    """Entries and overheads from a cache file; an unreadable one is treated as empty."""
     try:
         data = json.loads(path.read_text())
         if data.get("version") != TABLE_VERSION:
-            return {}, 0.0
+            return {}, (0.0, 0.0)
         entries = {k: LatencyEntry(**v) for k, v in data["entries"].items()}
-        return entries, float(data.get("overhead_ms", 0.0))
+        overheads = float(data["overhead_ms"]), float(data.get("overhead_min_ms", 0.0))
+        return entries, overheads
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return {}, 0.0
+        return {}, (0.0, 0.0)
 
 
 def _make_probe(
@@ -343,12 +361,17 @@ def _reference_model(path: Path, batch: int) -> Path:
     return path
 
 
-def estimate_latency(graph: Graph, table: LatencyTable, *, measure_missing: bool = True) -> float:
+def estimate_latency(
+    graph: Graph, table: LatencyTable, *, measure_missing: bool = True, statistic: str = "median"
+) -> float:
     """``graph``'s latency in ms: one session call plus the entry of every segment.
 
     Segments without an entry are timed now (``measure_missing``), else a ``BenchError``
     names the first of them. Entries with ``ms = None`` count 0 (module docstring).
+    ``statistic``: ``"median"`` entries, or ``"min"`` (best runs).
     """
+    if statistic not in STATISTICS:
+        raise BenchError(f"unknown statistic {statistic!r}; use one of {STATISTICS}")
     segments = graph_segments(graph, table.symbols)
     missing = [s for s in segments if s.key not in table.entries]
     if missing:
@@ -358,7 +381,8 @@ def estimate_latency(graph: Graph, table: LatencyTable, *, measure_missing: bool
                 f"{missing[0].text} ({len(missing)} missing); measure the graph first"
             )
         table.measure(table.pending([graph]))
-    return table.overhead_ms + sum(table.entries[s.key].ms or 0.0 for s in segments)
+    overhead = table.overhead_ms if statistic == "median" else table.overhead_min_ms
+    return overhead + sum(table.entries[s.key].value(statistic) for s in segments)
 
 
 def _unit_graph(nodes: Sequence[Node], unit_output: Value) -> Graph:

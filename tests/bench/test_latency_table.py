@@ -138,6 +138,13 @@ def test_estimate_measures_missing_segments_once_and_caches_them(cache):
     assert set(again.entries) == set(first.entries)
     assert again.pending([graph]) == []
     assert estimate_latency(graph, again, measure_missing=False) == pytest.approx(ms)
+    best = estimate_latency(graph, again, statistic="min")
+    assert all(again.entries[k].min_ms is not None for k in keys)
+    assert best > 0 and best == pytest.approx(
+        again.overhead_min_ms + sum(again.entries[s.key].min_ms for s in graph_segments(graph))
+    )
+    with pytest.raises(BenchError, match="unknown statistic"):
+        estimate_latency(graph, again, statistic="mean")
 
 
 def test_missing_entries_without_measuring_are_an_error():
