@@ -165,5 +165,6 @@ def passthrough(exc: NatoptError) -> NatoptError:
     cls = type(exc)
     if cls not in _PASSTHROUGH:
         bases = (_Passthrough, cls, ShortenTraceback)
-        _PASSTHROUGH[cls] = type(cls.__name__, bases, {"__init__": init})
+        namespace = {"__init__": init, "__module__": cls.__module__}
+        _PASSTHROUGH[cls] = type(cls.__name__, bases, namespace)
     return _PASSTHROUGH[cls](str(exc))
