@@ -15,9 +15,9 @@ graph that ends its frame has been compiled (no graph break still to resume), en
 matched no graph so far are reported in one warning.
 
 Semantics: inference. BatchNorm is folded and the weights are copied at compile time, so
-gradients do not reach the model's parameters and later weight updates are not seen;
-compile with ``dynamic=False`` (a graph whose inputs include symbolic sizes is left as it
-was, with a warning). Errors (a missing or malformed plan file, an unknown option) are
+gradients do not reach the model's parameters and later weight updates are not seen.
+Symbolic sizes (``dynamic=True``) are fine; a graph the frontend cannot lift is left as it
+was, with a warning. Errors (a missing or malformed plan file, an unknown option) are
 ``NatoptError``s raised at compile time: dynamo passes them through unwrapped, and their
 message stays one line.
 """

@@ -26,9 +26,9 @@ def reference(resnet) -> torch.Tensor:
         return to_torch(apply_plan(resnet.graph, resnet.plan))(resnet.x)
 
 
-def compiled(model, backend, **kwargs):
+def compiled(model, backend, dynamic=False, **kwargs):
     torch._dynamo.reset()
-    return torch.compile(model, backend=backend, dynamic=False, **kwargs)
+    return torch.compile(model, backend=backend, dynamic=dynamic, **kwargs)
 
 
 def test_the_entry_point_registers_the_backend_name():
@@ -133,6 +133,21 @@ def test_search_finds_a_plan_within_its_budget_on_the_example_inputs():
         out = compiled(model, backend)(x)
     assert out.shape == (8, 10) and torch.isfinite(out).all()
     assert backend.applied  # the 5x5 conv alone is most of the MACs: a cheaper plan was chosen
+
+
+def test_a_dynamic_batch_graph_is_rewritten_once_for_every_batch_size():
+    torch.manual_seed(0)
+    model = SmallNet().eval()
+    xs = [torch.randn(batch, 3, 16, 16) for batch in (2, 5)]
+    static = compiled(model, NatoptBackend({"body.2": "conv_3x3"}, then="eager"))
+    with torch.no_grad():
+        wants = [static(x) for x in xs]  # one static graph per batch size
+    backend = NatoptBackend({"body.2": "conv_3x3"}, then="eager")
+    dynamic = compiled(model, backend, dynamic=True)
+    with torch.no_grad():
+        for x, want in zip(xs, wants, strict=True):
+            assert_close_relative(dynamic(x), want)
+    assert backend.graphs == 1 and backend.applied == {"body.2": "conv_3x3"}
 
 
 @pytest.mark.slow
