@@ -54,7 +54,7 @@ def rewrite_graph_module(
     """``gm`` rewritten by ``options`` (plan replay or search; module docstring)."""
     graph = lift_torch(gm, tuple(example_inputs), name=type(gm).__name__)
     canonical = canonicalize(graph)
-    units = [u.name for u in transition_units(canonical)]
+    units = {u.name: None for u in transition_units(canonical)}  # ordered set
     positions = graph.meta.get(INPUT_POSITIONS, list(range(len(graph.inputs))))
     if options.search:
         inputs = [example_inputs[i] for i in positions]
@@ -62,13 +62,13 @@ def rewrite_graph_module(
         matched = dict(plan.transitions)
     else:
         entries = options.plan.transitions if options.plan is not None else {}
-        matched = {u: t for u, t in entries.items() if u in set(units)}
+        matched = {u: t for u, t in entries.items() if u in units}
         if not matched:
-            return Rewritten(gm, units)
+            return Rewritten(gm, list(units))
         optimized = apply_plan(canonical, matched)
     report: ApplyReport = optimized.meta["transitions"]
     module = lower_like(gm, optimized, positions)
-    return Rewritten(module, units, matched, dict(report.applied), optimized)
+    return Rewritten(module, list(units), matched, dict(report.applied), optimized)
 
 
 def _leaves(template: Any) -> int:
@@ -83,11 +83,12 @@ def lower_like(gm: fx.GraphModule, graph: Graph, positions: Sequence[int]) -> fx
     module = to_torch(graph)
     fx_graph = module.graph
     original = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    feeding = set(positions)
     inputs = iter([n for n in fx_graph.nodes if n.op == "placeholder"])
     anchor = next(n for n in fx_graph.nodes if n.op != "placeholder")
     ordered = []
     for i, ph in enumerate(original):
-        if i in positions:
+        if i in feeding:
             node = next(inputs)
         else:
             with fx_graph.inserting_before(anchor):
