@@ -59,7 +59,7 @@ Search = Callable[[SearchSpace, int, int], SearchResult]
 KEEP = 0.8  # the keep prior of the "+prior" variants
 METHODS: dict[str, Search] = {
     "nat": lambda space, budget, seed: nat_search(
-        space, budget, config=SearchConfig.fast(), seed=seed
+        space, budget, config=SearchConfig.fast(keep_prior=None), seed=seed
     ),
     "nat+prior": lambda space, budget, seed: nat_search(
         space, budget, config=SearchConfig.fast(keep_prior=KEEP), seed=seed

