@@ -90,15 +90,23 @@ def ridge_refit(features: Tensor, targets: Tensor, init: Tensor, alpha: float = 
     """Ridge least squares pulled towards ``init``.
 
     Shapes: features ``[G, rows, m]``, targets ``[G, rows, n]``, init ``[G, m, n]`` ->
-    ``[G, m, n]`` (``G`` independent groups, e.g. the groups of a grouped conv).
+    ``[G, m, n]`` (``G`` independent groups, e.g. the groups of a grouped conv). With fewer
+    rows than features (a classifier after a flatten, refit on a few hundred images) the same
+    solution is computed in its dual form ``W₀ + Aᵀ(AAᵀ + λI)⁻¹(Y − AW₀)`` (push-through
+    identity), a ``rows x rows`` system instead of ``m x m``.
     """
     a = features.double()
-    gram = a.transpose(1, 2) @ a
-    diag = gram.diagonal(dim1=1, dim2=2)
-    lam = alpha * diag.mean(dim=1).clamp_min(1e-12)
-    eye = torch.eye(gram.shape[-1], dtype=gram.dtype)
-    lhs = gram + lam[:, None, None] * eye
-    rhs = a.transpose(1, 2) @ targets.double() + lam[:, None, None] * init.double()
+    rows, m = a.shape[1], a.shape[2]
+    lam = alpha * a.pow(2).sum(dim=1).mean(dim=1).clamp_min(1e-12)  # alpha·mean(diag(AᵀA))
+    w0 = init.double()
+    if rows < m:
+        eye = torch.eye(rows, dtype=a.dtype)
+        residual = targets.double() - a @ w0
+        dual = torch.linalg.solve(a @ a.transpose(1, 2) + lam[:, None, None] * eye, residual)
+        return (w0 + a.transpose(1, 2) @ dual).to(init.dtype)
+    eye = torch.eye(m, dtype=a.dtype)
+    lhs = a.transpose(1, 2) @ a + lam[:, None, None] * eye
+    rhs = a.transpose(1, 2) @ targets.double() + lam[:, None, None] * w0
     return torch.linalg.solve(lhs, rhs).to(init.dtype)
 
 

@@ -21,7 +21,8 @@ saying why the transition is invalid. Rules, in the NAT++ two-level order:
   ``natopt.passes.width``); the kept count is ``fraction·C`` rounded up to the device's
   channel block; invalid when it is not below ``C`` or equals what a larger fraction keeps,
   or when the group's nodes (producers, consumers, followers) would not cost less in total.
-  The target's cost is the unit's replaced op with its output channels narrowed.
+  The target's cost is marginal: the unit's replaced op minus what narrowing saves over the
+  whole group (it may be negative), so a plan priced unit by unit sees the group's savings.
 - cost: the target's MACs and parameters (computed arithmetically from the unit's channels
   and output positions) are both at most the replaced op's, and (MACs, params) strictly
   smaller lexicographically.
@@ -193,10 +194,10 @@ def _width(state: UnitState, entry: Transition, kernel_level: bool) -> Target | 
     after = sum((a for _, a in changes.values()), Cost())
     if not cheaper(after, before):
         return f"{entry.name} does not lower the cost of the group's layers"
-    replaced = [changes[id(n)] for n in state.replaced if id(n) in changes]
-    params = state.cost.params + sum(a.params - b.params for b, a in replaced)
-    macs = state.cost.macs + sum(a.macs - b.macs for b, a in replaced)
-    return Target(entry, Cost(params, macs), channels=kept)
+    marginal = Cost(
+        state.cost.params - before.params + after.params, state.cost.macs - before.macs + after.macs
+    )
+    return Target(entry, marginal, channels=kept)
 
 
 TARGET_RULES: dict[str, Callable[[UnitState, Transition, bool], Target | str]] = {

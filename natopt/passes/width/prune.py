@@ -90,7 +90,7 @@ def prune_groups(
             done.add(id(use))
             index = positions(use.layout, analysis.sizes, kept, analysis.find)
             _apply(use, index, analysis.extent(use.layout))
-    infer_shapes(graph, keep_known=False)
+    infer_shapes(graph)
     return views
 
 

@@ -94,7 +94,12 @@ def test_concat_flatten_and_layer_scale_are_sliced_consistently(toy) -> None:
 
 def test_refit_lowers_the_reconstruction_error_on_the_trained_example(example) -> None:
     graph, batches, x_test, y_test = example
-    plan = {"stem": "width_1_2", "layer2.conv1": "width_1_2", "layer2.conv2": "width_1_4"}
+    mask = compute_mask(graph, VOCABULARY.restrict(["width"]))
+    rows = [
+        (u.name, [n for n in mask.valid_names(i) if n in WIDTHS]) for i, u in enumerate(mask.units)
+    ]
+    plan = {name: widths[-1] for name, widths in rows if widths}  # every group, narrowest
+    assert len(plan) >= 3
     refit = apply_plan(graph, plan, calibration=batches)
     sliced = apply_plan(graph, plan, calibration=batches, width=WidthOptions(refit=False))
     report = refit.meta["transitions"]
@@ -182,3 +187,22 @@ def test_sampled_width_plans_verify_run_export_and_cost_less(model, request, tmp
 
     check()
     assert max(widths) >= 6  # many groups narrowed at once, with other transitions around
+
+
+def test_ridge_refit_dual_form_equals_the_primal_solution() -> None:
+    """A flattened classifier refit on fewer images than input columns uses the dual form."""
+    from natopt.passes.transitions.inherit import ridge_refit
+
+    torch.manual_seed(0)
+    for rows, columns in ((50, 200), (300, 40)):
+        a, y, w0 = (
+            torch.randn(2, rows, columns),
+            torch.randn(2, rows, 5),
+            torch.randn(2, columns, 5),
+        )
+        ad = a.double()
+        lam = 1e-2 * (ad.transpose(1, 2) @ ad).diagonal(dim1=1, dim2=2).mean(dim=1)
+        lhs = ad.transpose(1, 2) @ ad + lam[:, None, None] * torch.eye(columns, dtype=ad.dtype)
+        rhs = ad.transpose(1, 2) @ y.double() + lam[:, None, None] * w0.double()
+        want = torch.linalg.solve(lhs, rhs).float()
+        torch.testing.assert_close(ridge_refit(a, y, w0, 1e-2), want, atol=1e-5, rtol=1e-5)
