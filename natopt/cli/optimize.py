@@ -29,7 +29,7 @@ from natopt.pipeline.optimize import SEARCHES, OptimizeConfig, optimize
 __all__ = ["register", "run", "format_comparison"]
 
 NAME = "optimize"
-EXAMPLE_BUDGET = "macs=0.7"
+EXAMPLE_BUDGET = "macs=0.75"
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     p.add_argument("--evaluations", type=int, default=48, help="plan evaluations (budget)")
     p.add_argument("--candidates", type=int, default=6, help="plans validated at the end (K)")
-    p.add_argument("--finetune-steps", type=int, default=300)
+    p.add_argument("--finetune-steps", type=int, default=600)
     p.add_argument(
         "--shared-steps",
         type=int,

@@ -24,7 +24,7 @@ __all__ = ["FinetuneConfig", "distillation_loss", "finetune"]
 
 @dataclass(slots=True)
 class FinetuneConfig:
-    steps: int = 300
+    steps: int = 600
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
