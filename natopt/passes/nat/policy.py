@@ -22,13 +22,19 @@ with ``mask`` [U, V] -> probabilities [U, V].
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import GCNConv
 
 from natopt.passes.nat.features import FEATURES, OP_TYPES, UnitGraph
 from natopt.passes.transitions import BMSoftmax
+
+with warnings.catch_warnings():
+    # torch-geometric scripts a helper at import; torch 2.10+ deprecates torch.jit.script and
+    # would warn on every natopt command
+    warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.script.*")
+    from torch_geometric.nn import GCNConv
 
 __all__ = ["NATPolicy"]
 
