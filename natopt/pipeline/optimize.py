@@ -42,6 +42,7 @@ from natopt.passes.transitions import (
     compute_mask,
     vocabulary_for,
 )
+from natopt.passes.width import ChannelRounding, WidthOptions
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset, concat, load_data, split_data
 from natopt.pipeline.finetune import FinetuneConfig, finetune
@@ -79,6 +80,7 @@ class OptimizeConfig:
     seed: int = 0
     progress: bool = True
     measure_latency: bool = True
+    rounding: ChannelRounding | None = None  # width: None = measured on this device (else CPU)
     plan: Plan | None = None  # apply this plan instead of searching
 
 
@@ -132,6 +134,20 @@ def _vocabulary(config: OptimizeConfig) -> Vocabulary:
         return VOCABULARY.restrict(config.levels)
     except ValueError as exc:
         raise PlanError(f"cannot restrict the transitions: {exc}") from None
+
+
+def _width_options(vocabulary: Vocabulary, config: OptimizeConfig) -> WidthOptions | None:
+    """Width rounding: the config's, else measured on this device when latency is measured
+    (``natopt.bench.channel_block``), else the CPU default."""
+    if "width" not in vocabulary.levels:
+        return None
+    if config.rounding is not None:
+        return WidthOptions(rounding=config.rounding)
+    if config.measure_latency:
+        from natopt.bench.channel_block import measured_rounding
+
+        return WidthOptions(rounding=measured_rounding())
+    return WidthOptions()
 
 
 def _summary(graph: Graph, quality: Any, latency: float | None, onnx_bytes: int | None):
@@ -198,7 +214,7 @@ def optimize(
         dataset, test = load_data(data, graph.inputs, classes)
     splits = split_data(dataset, test, seed=config.seed)
     vocabulary = _vocabulary(config)
-    mask = compute_mask(graph, vocabulary)
+    mask = compute_mask(graph, vocabulary, width=_width_options(vocabulary, config))
     # the final fine-tuning sees every sample but the validation and test ones
     tuning = concat(splits.search, splits.finetune)
     search_split = splits.search.subset(np.arange(min(config.eval_samples, len(splits.search))))

@@ -87,6 +87,7 @@ class SearchProblem:
             strip_keep(plan),
             calibration=self.calibration,
             vocabulary=self.mask.vocabulary,
+            width=self.mask.width,
         )
 
     def quality(self, graph: Graph, split: str) -> Quality:

@@ -155,6 +155,7 @@ class TransitionMask:
     vocabulary: Vocabulary
     valid: torch.Tensor
     states: list[UnitState]
+    width: WidthOptions | None = None  # how width entries were rounded (apply them alike)
 
     @property
     def unit_names(self) -> list[str]:
@@ -206,4 +207,4 @@ def compute_mask(
         for s in states
     ]
     valid = torch.tensor(rows, dtype=torch.bool).reshape(len(units), len(vocabulary))
-    return TransitionMask(units, vocabulary, valid, states)
+    return TransitionMask(units, vocabulary, valid, states, wanted)
