@@ -77,11 +77,12 @@ class ActivationCache:
         self._values: dict[str, Tensor] = {}
 
     @staticmethod
-    def _fingerprint(graph: Graph) -> tuple[int, ...]:
+    def fingerprint(graph: Graph) -> tuple[int, ...]:
+        """What the captures of ``graph`` depend on: the graph and its weight tensors."""
         return (id(graph), *(id(w) for node in graph.nodes for w in node.weights.values()))
 
     def capture(self, graph: Graph, names: set[str]) -> dict[str, Tensor]:
-        key = self._fingerprint(graph)
+        key = self.fingerprint(graph)
         if key != self._key:
             self._key, self._values = key, {}
         missing = names - self._values.keys()

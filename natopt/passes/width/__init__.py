@@ -3,6 +3,8 @@
 - ``groups``: ``channel_groups(graph, units) -> GroupAnalysis`` — the channels that must be
   pruned together (residual merges, concats, depthwise convs, norms, flattens, gates), what
   blocks each group, and the unit that leads it (its mask row carries the width entries);
+  built from ``rules`` (one channel rule per op), ``walk`` (union-find state, constants
+  claimed backwards) and ``analysis`` (the ``ChannelGroup`` / ``GroupAnalysis`` records);
 - ``layout``: where channel spaces lie along an axis, moved through reshapes;
 - ``rounding``: ``ChannelRounding`` — kept counts rounded up to the device's channel block;
 - ``importance``: ``IMPORTANCE`` scores (``l1``, ``activation``, ``taylor``);

@@ -33,7 +33,7 @@ from torch import Tensor
 from natopt.ir import Graph, Node, infer_shapes
 from natopt.passes.transitions.calibrate import LAYER_REFITS, ActivationCache, run_chain
 from natopt.passes.width.groups import ChannelGroup, GroupAnalysis
-from natopt.passes.width.importance import IMPORTANCE, consumer_inputs, kept_channels
+from natopt.passes.width.importance import IMPORTANCE, Evidence, kept_channels
 from natopt.passes.width.layout import positions
 from natopt.passes.width.options import WidthOptions
 from natopt.passes.width.slicing import RESIZE, Use, sliced_dims
@@ -153,19 +153,16 @@ def apply_width(
     options = options or WidthOptions()
     groups = [group for group, _ in chosen.values()]
     method = options.importance if calibration is not None else _DATA_FREE
-    names = {n for g in groups for n in consumer_inputs(g)} if method != _DATA_FREE else set()
-    if calibration is not None:
-        names |= {v.name for n in _consumers(groups).values() for v in (n.inputs[0], n.output) if v}
-    seen = calibration.capture(original, names) if calibration is not None else {}
-    batches = calibration.calibration if calibration is not None else []
+    evidence = Evidence(original, calibration)
     kept: dict[int, Tensor] = {}
     result = WidthResult()
     with torch.no_grad():
-        for leader, (group, count) in chosen.items():
-            scores = IMPORTANCE[method](group, original, seen, batches)
-            kept[group.root] = kept_channels(scores, count)
-            result.channels[leader] = (group.channels, count)
+        scores = IMPORTANCE[method](groups, evidence)
+    for (leader, (group, count)), score in zip(chosen.items(), scores, strict=True):
+        kept[group.root] = kept_channels(score, count)
+        result.channels[leader] = (group.channels, count)
     result.views = prune_groups(graph, analysis, kept)
     if calibration is not None:
-        _refit(result, groups, seen, options.refit, ridge)
+        names = {v.name for n in _consumers(groups).values() for v in (n.inputs[0], n.output) if v}
+        _refit(result, groups, evidence.activations(names), options.refit, ridge)
     return result

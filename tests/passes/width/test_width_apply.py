@@ -21,6 +21,7 @@ from natopt.ir import Graph, format_graph, graph_cost, run_graph
 from natopt.passes.transitions import VOCABULARY, Plan, TransitionMask, apply_plan, compute_mask
 from natopt.passes.transitions.state import transition_units
 from natopt.passes.width import IMPORTANCE, WidthOptions, channel_groups, kept_channels
+from natopt.passes.width.importance import Evidence
 
 WIDTHS = ("width_3_4", "width_1_2", "width_1_4")
 
@@ -33,7 +34,8 @@ def _zeroed(graph: Graph, plan: dict[str, str]) -> Graph:
     for leader, entry in plan.items():
         group = analysis.led[leader]
         kept = kept_channels(
-            IMPORTANCE["l1"](group, graph, {}, []), group.kept(VOCABULARY.get(entry).fraction or 1)
+            IMPORTANCE["l1"]([group], Evidence(graph, None))[0],
+            group.kept(VOCABULARY.get(entry).fraction or 1),
         )
         dropped = torch.ones(group.channels, dtype=torch.bool)
         dropped[kept] = False
@@ -191,7 +193,7 @@ def test_sampled_width_plans_verify_run_export_and_cost_less(model, request, tmp
 
 def test_ridge_refit_dual_form_equals_the_primal_solution() -> None:
     """A flattened classifier refit on fewer images than input columns uses the dual form."""
-    from natopt.passes.transitions.inherit import ridge_refit
+    from natopt.passes.transitions.inherit import ridge_refit, solve_each
 
     torch.manual_seed(0)
     for rows, columns in ((50, 200), (300, 40)):
@@ -204,5 +206,5 @@ def test_ridge_refit_dual_form_equals_the_primal_solution() -> None:
         lam = 1e-2 * (ad.transpose(1, 2) @ ad).diagonal(dim1=1, dim2=2).mean(dim=1)
         lhs = ad.transpose(1, 2) @ ad + lam[:, None, None] * torch.eye(columns, dtype=ad.dtype)
         rhs = ad.transpose(1, 2) @ y.double() + lam[:, None, None] * w0.double()
-        want = torch.linalg.solve(lhs, rhs).float()
+        want = solve_each(lhs, rhs).float()
         torch.testing.assert_close(ridge_refit(a, y, w0, 1e-2), want, atol=1e-5, rtol=1e-5)

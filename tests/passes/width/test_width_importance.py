@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from natopt.passes.transitions.calibrate import capture
+from natopt.passes.transitions.calibrate import ActivationCache
 from natopt.passes.width import IMPORTANCE, channel_groups, kept_channels
-from natopt.passes.width.importance import consumer_inputs
+from natopt.passes.width.importance import Evidence
 
 
 def _toy(toy):
@@ -20,8 +20,9 @@ def _toy(toy):
 
 
 def _scores(method: str, graph, group, batches):
-    seen = capture(graph, batches, set(consumer_inputs(group)))
-    return IMPORTANCE[method](group, graph, seen, batches)
+    calibration = ActivationCache(batches) if batches else None
+    (scores,) = IMPORTANCE[method]([group], Evidence(graph, calibration))
+    return scores
 
 
 def test_l1_ranks_a_zero_filter_last(toy) -> None:
@@ -71,3 +72,16 @@ def test_taylor_ranks_a_channel_the_output_ignores_last(toy) -> None:
 def test_kept_channels_are_sorted_and_stable_on_ties() -> None:
     scores = torch.tensor([1.0, 3.0, 1.0, 2.0, 1.0])
     assert kept_channels(scores, 3).tolist() == [0, 1, 3]
+
+
+def test_first_order_terms_are_computed_once_per_calibration_set_and_weights(toy) -> None:
+    graph, groups = _toy(toy)
+    group = next(g for g in groups if g.prunable)
+    calibration = ActivationCache([torch.randn(4, 3, 6, 6)])
+    name = group.role("consume")[0].node.inputs[0].name
+    first = Evidence(graph, calibration).first_order({name: 1})[name]
+    assert first.shape == (4, 8)
+    assert Evidence(graph, calibration).first_order({name: 1})[name] is first
+    producer = group.role("produce")[0].node
+    producer.weights["weight"] = producer.weights["weight"] * 2  # new weights: computed anew
+    assert Evidence(graph, calibration).first_order({name: 1})[name] is not first
