@@ -34,6 +34,7 @@ __all__ = [
     "separable_from_dense",
     "low_rank_from_dense",
     "ridge_refit",
+    "solve_each",
     "relative_error",
 ]
 
@@ -86,6 +87,16 @@ def low_rank_from_dense(weight: Tensor, rank: int) -> tuple[Tensor, Tensor]:
     return first.to(weight.dtype), second.to(weight.dtype)
 
 
+def solve_each(lhs: Tensor, rhs: Tensor) -> Tensor:
+    """``torch.linalg.solve`` one system at a time over the leading (group) dimension.
+
+    A batched solve factorises the systems inside torch's parallel loop, and MKL then starts
+    its own thread team inside each iteration; on a loaded machine that nesting was seen to
+    spin forever. The systems here are small, so one at a time costs nothing noticeable.
+    """
+    return torch.stack([torch.linalg.solve(a, b) for a, b in zip(lhs, rhs, strict=True)])
+
+
 def ridge_refit(features: Tensor, targets: Tensor, init: Tensor, alpha: float = 1e-3) -> Tensor:
     """Ridge least squares pulled towards ``init``.
 
@@ -102,12 +113,12 @@ def ridge_refit(features: Tensor, targets: Tensor, init: Tensor, alpha: float = 
     if rows < m:
         eye = torch.eye(rows, dtype=a.dtype)
         residual = targets.double() - a @ w0
-        dual = torch.linalg.solve(a @ a.transpose(1, 2) + lam[:, None, None] * eye, residual)
+        dual = solve_each(a @ a.transpose(1, 2) + lam[:, None, None] * eye, residual)
         return (w0 + a.transpose(1, 2) @ dual).to(init.dtype)
     eye = torch.eye(m, dtype=a.dtype)
     lhs = a.transpose(1, 2) @ a + lam[:, None, None] * eye
     rhs = a.transpose(1, 2) @ targets.double() + lam[:, None, None] * w0
-    return torch.linalg.solve(lhs, rhs).to(init.dtype)
+    return solve_each(lhs, rhs).to(init.dtype)
 
 
 def relative_error(approx: Tensor, reference: Tensor) -> float:
