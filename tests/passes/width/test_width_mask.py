@@ -113,3 +113,15 @@ def test_the_leader_carries_the_group_and_other_rows_refuse_width(resnet18) -> N
     assert after.meta["transitions"].channels == {"conv1": (64, 32)}
     (logits,) = run_graph(after, [torch.randn(2, 3, 64, 64)])
     assert logits.shape == (2, 1000)
+
+
+def test_cli_transitions_flag_reaches_the_vocabulary() -> None:
+    from natopt.cli.main import build_parser
+    from natopt.cli.optimize import _config
+
+    args = build_parser().parse_args(["optimize", "--example", "--transitions", "width"])
+    config = _config(args)
+    assert config.levels == ("width",)
+    assert _vocabulary(config).names == ("keep", "skip", "null", *WIDTHS)
+    args = build_parser().parse_args(["optimize", "m.onnx", "--space", "full"])
+    assert "width_1_2" in _vocabulary(_config(args)).names
