@@ -10,7 +10,7 @@ from natopt.bench.channel_block import (
     CANDIDATES,
     _largest_free_block,
     measured_rounding,
-    probe_conv,
+    probe_pair,
 )
 
 
@@ -32,9 +32,11 @@ def test_noise_below_the_tolerance_is_ignored_and_a_linear_cost_gives_the_smalle
     assert _largest_free_block(linear, counts, 0.1) == 4
 
 
-def test_probe_conv_has_the_asked_channels() -> None:
-    graph = probe_conv(8, 12, 5)
-    assert graph.outputs[0].shape == ("batch", 12, 5, 5)
+def test_probe_pair_narrows_the_middle_width_only() -> None:
+    graph = probe_pair(8, 12, 5)
+    convs = [n for n in graph.nodes if n.op == "Conv"]
+    assert [tuple(n.weights["weight"].shape[:2]) for n in convs] == [(12, 8), (8, 12)]
+    assert graph.outputs[0].shape == ("batch", 8, 5, 5)
 
 
 @pytest.mark.slow
