@@ -86,6 +86,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         default=[],
         help="example input shape for module:attr models, e.g. 1,3,224,224",
     )
+    p.add_argument(
+        "--latency-rounds",
+        type=int,
+        default=3,
+        help="with --budget latency=F: searches to meet F on measured latency (1: trust the "
+        "latency table's estimate)",
+    )
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -137,8 +144,10 @@ def _load_plan(path: str) -> Plan:
 def _config(args: argparse.Namespace) -> OptimizeConfig:
     budget = args.budget or (EXAMPLE_BUDGET if args.example and not args.objective else None)
     levels = tuple(x.strip() for x in args.transitions.split(",")) if args.transitions else None
-    if args.evaluations < 1 or args.candidates < 1 or args.finetune_steps < 0:
-        raise NatoptError("--evaluations and --candidates must be >= 1, --finetune-steps >= 0")
+    if min(args.evaluations, args.candidates, args.latency_rounds) < 1 or args.finetune_steps < 0:
+        raise NatoptError(
+            "--evaluations, --candidates and --latency-rounds must be >= 1, --finetune-steps >= 0"
+        )
     return OptimizeConfig(
         search=args.search,
         budget=Budget.parse(budget) if budget else None,
@@ -151,6 +160,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         seed=args.seed,
         progress=not args.quiet,
         measure_latency=not args.no_latency,
+        latency_rounds=args.latency_rounds,
         plan=_load_plan(args.plan) if args.plan else None,
     )
 

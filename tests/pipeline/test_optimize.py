@@ -178,6 +178,7 @@ def test_cli_replays_a_saved_plan_and_writes_report_and_model(model_and_data, tm
     [
         (["--budget", "macs=7"], "METRIC=FRACTION"),
         (["--plan", "missing.json"], "cannot read plan file"),
+        (["--budget", "latency=0.8", "--latency-rounds", "0"], "--latency-rounds must be >= 1"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_writes_nothing(

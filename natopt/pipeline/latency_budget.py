@@ -1,0 +1,63 @@
+"""Meeting a latency budget on measured latency, not only on the latency table's estimate.
+
+The search prices plans with the device's latency table (``natopt.bench.latency_table``),
+which ranks one unit's alternatives well but misjudges a whole model by tens of percent,
+and not by a constant factor: on the MNIST CNNs a plan the table put at 0.54 of the
+original measured 0.34 while one it put at 0.86 measured 0.86. So ``optimize`` closes the
+loop: it times the chosen model against the original (onnxruntime, interleaved), and when
+the measured ratio misses the target it searches again with the table budget scaled by
+target / measured, bisecting between budgets known to measure under and over the target
+once scaling would leave that bracket. Of the rounds, the plan with the best search-time
+quality among those measured within the target (plus ``NOISE`` for timing noise) is kept;
+if none is, the fastest, and the report says the budget was missed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["LatencyRound", "next_budget", "choose_round", "NOISE", "CLOSE"]
+
+NOISE = 0.03  # a measured ratio this far over the target still meets it (timing noise)
+CLOSE = 0.93  # a ratio at least this share of the target is close enough: stop searching
+
+
+@dataclass(slots=True)
+class LatencyRound:
+    """One search of the loop: the table budget it was held to and what it gave."""
+
+    budget: float  # the latency fraction the search's table estimates were held to
+    measured: float  # the chosen model's measured latency / the original's
+    quality: float  # the chosen plan's search-time quality (before fine-tuning)
+    payload: Any = None  # the caller's (plan and search result)
+
+    def meets(self, target: float) -> bool:
+        return self.measured <= target * (1 + NOISE)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"budget": self.budget, "measured_ratio": self.measured, "quality": self.quality}
+
+
+def next_budget(target: float, rounds: list[LatencyRound], ceiling: float = 0.99) -> float | None:
+    """The table budget of the next search, or ``None`` when the last round is close enough
+    (within the target and at least ``CLOSE`` of it)."""
+    last = rounds[-1]
+    if last.meets(target) and last.measured >= CLOSE * target:
+        return None
+    below = max((r.budget for r in rounds if r.meets(target)), default=0.0)
+    above = min((r.budget for r in rounds if not r.meets(target)), default=float("inf"))
+    scaled = last.budget * target / max(last.measured, 1e-9)
+    budget = scaled if below < scaled < above else (below + above) / 2
+    budget = min(budget, ceiling)
+    if any(abs(budget - r.budget) < 1e-3 for r in rounds):
+        return None  # nothing new to try
+    return budget
+
+
+def choose_round(target: float, rounds: list[LatencyRound]) -> LatencyRound:
+    """The best-quality round that meets the target (the slower on a tie), else the fastest."""
+    meeting = [r for r in rounds if r.meets(target)]
+    if meeting:
+        return max(meeting, key=lambda r: (r.quality, r.measured))
+    return min(rounds, key=lambda r: r.measured)
