@@ -21,12 +21,16 @@ from natopt.bench.latency_table import (
 from natopt.bench.segments import baked_values, graph_segments, probe_graph
 from natopt.errors import BenchError
 from natopt.frontends import lift
-from natopt.ir import run_graph, verify
+from natopt.frontends.onnx import lift_onnx
+from natopt.ir import graph_cost, run_graph, verify
 from natopt.passes import canonicalize
 from natopt.passes.transitions import compute_mask
+from natopt.pipeline import optimize as optimize_module
 from natopt.pipeline.budget import Budget, reward
+from natopt.pipeline.data import Dataset
 from natopt.pipeline.finetune import FinetuneConfig
 from natopt.pipeline.optimize import OptimizeConfig, optimize
+from natopt.pipeline.verify_export import LatencyPair
 
 FAST = MeasureSettings(chunk=8, warmup=1, min_runs=3, max_runs=5, seconds_per_probe=0.01)
 
@@ -234,25 +238,45 @@ def test_budget_ratio_uses_latency_estimates_when_given():
     assert over == pytest.approx(-10 * 0.25) and within == 0.0
 
 
-def test_optimize_prices_plans_with_the_latency_table(cache):
+def _optimize_blocks(**options):
+    """``optimize`` on ``Blocks`` under latency=0.9: a random search of 4 evaluations."""
     torch.manual_seed(0)
-    model = Blocks().eval()
+    graph = lift(Blocks().eval(), torch.randn(2, 8, 16, 16), dynamic_batch=True)
     x = np.random.default_rng(0).normal(size=(60, 8, 16, 16)).astype(np.float32)
-    graph = lift(model, torch.randn(2, 8, 16, 16), dynamic_batch=True)
     config = OptimizeConfig(
         search="random",
         budget=Budget.parse("latency=0.9"),
         evaluations=4,
         candidates=1,
         finetune=FinetuneConfig(steps=0),
-        measure_latency=False,
         progress=False,
         calibration_samples=16,
+        **options,
     )
-    from natopt.pipeline.data import Dataset
+    return optimize(graph, (Dataset([x]), None), config)
 
-    result = optimize(graph, (Dataset([x]), None), config)
+
+def test_optimize_prices_plans_with_the_latency_table(cache):
+    result = _optimize_blocks(measure_latency=False)
     assert "latency_table" in result.report["times"]
     rows = result.report["search"]["candidates"]
     assert rows and all(r["latency_ms"] is not None and r["latency_ms"] > 0 for r in rows)
     assert any((cache / "latency").glob("*.json"))
+
+
+def test_optimize_searches_again_when_the_measured_latency_misses(monkeypatch):
+    measured: list[float] = []
+
+    def fake_measure(before, after, **_):  # "measured" = half the MACs ratio: the table
+        ratio = 0.5 * graph_cost(lift_onnx(after)).macs / graph_cost(lift_onnx(before)).macs
+        measured.append(ratio)  # over-prices every plan twofold
+        return LatencyPair(1.0, ratio, 1.0 / ratio, "CPUExecutionProvider", 1, 5)
+
+    monkeypatch.setattr(optimize_module, "measure_latency", fake_measure)
+    result = _optimize_blocks(latency_rounds=3)
+    rounds = result.report["search"]["latency_rounds"]
+    assert len(rounds) >= 2 and rounds[1]["budget"] > rounds[0]["budget"]
+    assert [r["measured_ratio"] for r in rounds] == pytest.approx(measured[: len(rounds)])
+    (kept,) = [r for r in rounds if r["chosen"]]
+    assert result.report["search"]["latency_budget_met"] == (kept["measured_ratio"] <= 0.9 * 1.03)
+    assert result.report["latency"]["after_ms"] == pytest.approx(kept["measured_ratio"])
