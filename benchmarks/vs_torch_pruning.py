@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune-steps", type=int, default=188)
     parser.add_argument("--ratio", type=float, default=0.5, help="Torch-Pruning's ratio")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="searches per row to match the measured latency"
+        "--rounds", type=int, default=5, help="searches per row to match the measured latency"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (training)")
     parser.add_argument("--seed", type=int, default=0)

@@ -31,9 +31,9 @@ def test_a_scaled_budget_outside_the_bracket_is_bisected() -> None:
     assert next_budget(0.5, [_round(0.99, 0.3)]) is None  # nothing new to try
 
 
-def test_the_best_quality_round_within_the_target_is_kept_else_the_fastest() -> None:
-    rounds = [_round(0.5, 0.3, 0.90), _round(0.8, 0.55, 0.99), _round(0.65, 0.45, 0.95)]
+def test_the_round_closest_within_the_target_is_kept_else_the_fastest() -> None:
+    rounds = [_round(0.5, 0.3, 0.99), _round(0.8, 0.55, 0.99), _round(0.65, 0.45, 0.90)]
     assert choose_round(0.5, rounds) is rounds[2]  # 0.55 misses 0.5 even with noise
     assert choose_round(0.5, rounds[1:2]) is rounds[1]  # none meets: the fastest
-    tie = [_round(0.5, 0.3, 0.9), _round(0.6, 0.45, 0.9)]
-    assert choose_round(0.5, tie) is tie[1]
+    near = [_round(0.5, 0.451, 0.9), _round(0.6, 0.449, 0.95)]  # equal to 1%: quality
+    assert choose_round(0.5, near) is near[1]
