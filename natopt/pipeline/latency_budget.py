@@ -2,12 +2,12 @@
 
 The search prices plans with the device's latency table (``natopt.bench.latency_table``),
 which ranks one unit's alternatives well but misjudges a whole model by tens of percent,
-and not by a constant factor: on the MNIST CNNs a plan the table put at 0.54 of the
-original measured 0.34 while one it put at 0.86 measured 0.86. So ``optimize`` closes the
-loop: it times the chosen model against the original (onnxruntime, interleaved), and when
-the measured ratio misses the target it searches again with the table budget scaled by
-target / measured, bisecting between budgets known to measure under and over the target
-once scaling would leave that bracket. Of the rounds measured within the target (plus
+and not by a constant factor: on the MNIST example a search held to 0.54 by the table chose
+a model that measured 0.34 of the original's latency, one held to 0.86 a model that
+measured 0.86. So ``optimize`` closes the loop: it times the chosen model against the
+original (onnxruntime, interleaved), and when the measured ratio misses the target it
+searches again with the table budget scaled by target / measured, bisecting between budgets
+known to measure under and over the target once scaling would leave that bracket. Of the rounds measured within the target (plus
 ``NOISE`` for timing noise), the one closest to it is kept (see ``choose_round``); if none
 is, the fastest, and the report says the budget was missed.
 """
