@@ -1,5 +1,7 @@
 """``natopt.optimize``: the Python entry point, for a model in any form natopt lifts.
 
+Usage::
+
     result = natopt.optimize(model, "data.npz", example_inputs=torch.randn(1, 3, 32, 32),
                              budget="macs=0.6", evaluations=64)
     result.module   # the fine-tuned torch module

@@ -7,9 +7,10 @@ a model that measured 0.34 of the original's latency, one held to 0.86 a model t
 measured 0.86. So ``optimize`` closes the loop: it times the chosen model against the
 original (onnxruntime, interleaved), and when the measured ratio misses the target it
 searches again with the table budget scaled by target / measured, bisecting between budgets
-known to measure under and over the target once scaling would leave that bracket. Of the rounds measured within the target (plus
-``NOISE`` for timing noise), the one closest to it is kept (see ``choose_round``); if none
-is, the fastest, and the report says the budget was missed.
+known to measure under and over the target once scaling would leave that bracket. Of the
+rounds measured within the target (plus ``NOISE`` for timing noise), the one closest to it
+is kept (see ``choose_round``); if none is, the fastest, and the report says the budget was
+missed.
 """
 
 from __future__ import annotations
