@@ -69,7 +69,7 @@ def measured_rounding(
     small_below: int = 32,
     tolerance: float = 0.1,
 ) -> ChannelRounding:
-    """The device's ``ChannelRounding``, from a probe conv timed in ``table`` (see above)."""
+    """The device's ``ChannelRounding``, from probe pairs timed in ``table`` (see above)."""
     table = table or LatencyTable.open()
     counts = list(range(step, channels + 1, step))
     graphs = {c: probe_pair(c_in, c, size) for c in counts}
