@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torchvision
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
+from plan_checks import PLAN_SETTINGS, check_plan, masked_plans
 
 from natopt.backends import to_torch
 from natopt.frontends.torch import lift_torch
-from natopt.ir import Graph, graph_cost, run_graph
+from natopt.ir import Graph, graph_cost
 from natopt.passes import canonicalize
-from natopt.passes.transitions import Plan, TransitionMask, apply_plan, compute_mask
+from natopt.passes.transitions import Plan, apply_plan, compute_mask
 
 SIZE = 64
 
@@ -89,51 +88,15 @@ def test_resnet18_all_null_plan_matches_the_hand_computed_parameter_count(resnet
     assert after.op_counts()["Add"] == 3
 
 
-def _plans(mask: TransitionMask) -> st.SearchStrategy[Plan]:
-    rows = [st.sampled_from(mask.valid_names(u)) for u in range(len(mask.units))]
-    names = mask.unit_names
-    return st.tuples(*rows).map(
-        lambda chosen: Plan({u: t for u, t in zip(names, chosen, strict=True) if t != "keep"})
-    )
-
-
-def _check_plan(graph: Graph, plan: Plan, tmp: Path) -> None:
-    """Apply, verify (inside apply_plan), compare torch and ONNX to the IR, compare costs."""
-    from natopt.backends.onnx import to_onnx
-
-    ort = pytest.importorskip("onnxruntime")
-    after = apply_plan(graph, plan)
-    before_cost, after_cost = graph_cost(graph), graph_cost(after)
-    assert after_cost.params <= before_cost.params
-    assert after_cost.macs <= before_cost.macs
-    x = torch.randn(*graph.inputs[0].shape)
-    want = run_graph(after, [x])[0]
-    with torch.no_grad():
-        got = to_torch(after)(x)
-    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
-    path = to_onnx(after, tmp / "plan.onnx")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    np.testing.assert_allclose(onnx_out, want.numpy(), atol=1e-3, rtol=1e-3)
-
-
-_SETTINGS = settings(
-    max_examples=6,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
 def _check_random_plans(graph: Graph, tmp_path: Path) -> None:
     mask = compute_mask(graph)
     sizes: list[int] = []
 
-    @_SETTINGS
-    @given(plan=_plans(mask))
+    @PLAN_SETTINGS
+    @given(plan=masked_plans(mask))
     def check(plan: Plan) -> None:
         sizes.append(len(plan.transitions))
-        _check_plan(graph, plan, tmp_path)
+        check_plan(graph, plan, tmp_path)
 
     check()
     assert max(sizes) > len(mask.units) // 2  # large plans were exercised, not only keep

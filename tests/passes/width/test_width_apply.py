@@ -8,17 +8,13 @@ multiplied zeros. So the narrowed graph is compared with such a zeroed copy of t
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
+from plan_checks import PLAN_SETTINGS, check_plan, masked_plans
 
-from natopt.backends import to_torch
 from natopt.ir import Graph, format_graph, graph_cost, run_graph
-from natopt.passes.transitions import VOCABULARY, Plan, TransitionMask, apply_plan, compute_mask
+from natopt.passes.transitions import VOCABULARY, Plan, apply_plan, compute_mask
 from natopt.passes.transitions.state import transition_units
 from natopt.passes.width import IMPORTANCE, WidthOptions, channel_groups, kept_channels
 from natopt.passes.width.importance import Evidence
@@ -137,55 +133,19 @@ def test_width_first_then_other_transitions_checked_again(toy) -> None:
     )
 
 
-def _plans(mask: TransitionMask) -> st.SearchStrategy[Plan]:
-    rows = []
-    for u in range(len(mask.units)):
-        valid = mask.valid_names(u)
-        widths = [n for n in valid if n in WIDTHS]
-        rows.append(
-            st.sampled_from(widths) | st.sampled_from(valid) if widths else st.sampled_from(valid)
-        )
-    names = mask.unit_names
-    return st.tuples(*rows).map(
-        lambda chosen: Plan({u: t for u, t in zip(names, chosen, strict=True) if t != "keep"})
-    )
-
-
-def _check(graph: Graph, plan: Plan, tmp: Path) -> None:
-    from natopt.backends.onnx import to_onnx
-
-    ort = pytest.importorskip("onnxruntime")
-    after = apply_plan(graph, plan)
-    before_cost, after_cost = graph_cost(graph), graph_cost(after)
-    assert after_cost.params <= before_cost.params and after_cost.macs <= before_cost.macs
-    if any(t in WIDTHS for t in after.meta["transitions"].applied.values()):
-        assert after_cost.macs < before_cost.macs
-    x = torch.randn(*graph.inputs[0].shape)
-    want = run_graph(after, [x])[0]
-    with torch.no_grad():
-        torch.testing.assert_close(to_torch(after)(x), want, atol=1e-4, rtol=1e-4)
-    path = to_onnx(after, tmp / "plan.onnx")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    np.testing.assert_allclose(got, want.numpy(), atol=1e-3, rtol=1e-3)
-
-
 @pytest.mark.parametrize("model", ["resnet18", "mobilenet_v2"])
 def test_sampled_width_plans_verify_run_export_and_cost_less(model, request, tmp_path) -> None:
     graph = request.getfixturevalue(model)
     mask = compute_mask(graph)
     widths: list[int] = []
 
-    @settings(
-        max_examples=6,
-        deadline=None,
-        derandomize=True,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
-    @given(plan=_plans(mask))
+    @PLAN_SETTINGS
+    @given(plan=masked_plans(mask, prefer=WIDTHS))
     def check(plan: Plan) -> None:
         widths.append(sum(t in WIDTHS for t in plan.transitions.values()))
-        _check(graph, plan, tmp_path)
+        after = check_plan(graph, plan, tmp_path)
+        if any(t in WIDTHS for t in after.meta["transitions"].applied.values()):
+            assert graph_cost(after).macs < graph_cost(graph).macs
 
     check()
     assert max(widths) >= 6  # many groups narrowed at once, with other transitions around
