@@ -46,7 +46,12 @@ class DataError(NatoptError):
 
 
 class BudgetError(NatoptError):
-    """No valid plan meets the requested budget."""
+    """No valid plan meets the requested budget; ``cheapest``, when known, is the fraction of
+    the original the space's cheapest plan still costs (the least budget that can be met)."""
+
+    def __init__(self, message: str, cheapest: float | None = None) -> None:
+        super().__init__(message)
+        self.cheapest = cheapest
 
 
 class PlanError(NatoptError):

@@ -179,7 +179,8 @@ def _check_budget(problem: SearchProblem, budget: Budget | None) -> None:
         raise BudgetError(
             f"no valid plan meets the budget {budget}: the cheapest plan of this transition "
             f"space still costs {best:.3f} of the original's {budget.metric}; loosen the "
-            f"budget to at least {budget.metric}={best:.2f} or allow more transition levels"
+            f"budget to at least {budget.metric}={best:.2f} or allow more transition levels",
+            cheapest=best,
         )
 
 

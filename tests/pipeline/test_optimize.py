@@ -109,8 +109,10 @@ def test_same_seed_same_plan(model_and_data, search):
 def test_a_budget_no_plan_meets_is_refused(model_and_data):
     model, data = model_and_data
     config = small_config(budget=Budget.parse("params=0.01"), space="nat")
-    with pytest.raises(BudgetError, match="no valid plan meets the budget params=0.01"):
+    with pytest.raises(BudgetError, match="no valid plan meets the budget params=0.01") as info:
         optimize(graph_of(model), data, config)
+    assert info.value.cheapest is not None and 0.01 < info.value.cheapest <= 1.0
+    assert f"still costs {info.value.cheapest:.3f}" in str(info.value)
 
 
 def test_a_plan_for_another_model_is_refused(model_and_data):
