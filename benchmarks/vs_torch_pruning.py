@@ -155,11 +155,16 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
 
-    def add(self, method: str, graph: Graph, **extra: Any) -> Row:
+    def exported(self, method: str, graph: Graph) -> tuple[Path, float]:
+        """``graph`` exported by natopt's ONNX backend, and its onnxruntime test accuracy."""
         path = to_onnx(graph, self.folder / f"{self.name}-{method}.onnx")
+        return path, _onnx_accuracy(path, self.test)
+
+    def add(self, method: str, graph: Graph, **extra: Any) -> Row:
+        """A row of the comparison table (timed later with the model's other rows)."""
+        path, accuracy = self.exported(method, graph)
         cost = graph_cost(graph)
-        row = Row(self.name, method, macs=cost.macs, params=cost.params, **extra)
-        row.accuracy = _onnx_accuracy(path, self.test)
+        row = Row(self.name, method, accuracy, macs=cost.macs, params=cost.params, **extra)
         self.rows.append(row)
         self.files[method] = path
         return row
@@ -263,12 +268,11 @@ def importance_rows(bench: Bench, steps: int) -> list[dict[str, Any]]:
         narrowed = apply_plan(bench.graph, plan, calibration=calibration, width=options)
         seconds = time.perf_counter() - start
         errors = narrowed.meta["transitions"].errors
-        before = bench.add(f"importance-{method}", narrowed).accuracy
+        before = bench.exported(f"importance-{method}", narrowed)[1]
         tuned = _finetuned(
             narrowed, bench.held, bench.teacher, replace(bench.finetune, steps=steps)
         )
-        after = bench.add(f"importance-{method}-ft", tuned).accuracy
-        bench.rows = bench.rows[:-2]  # kept apart from the comparison table
+        after = bench.exported(f"importance-{method}-ft", tuned)[1]
         rows.append(
             {
                 "model": bench.name,
