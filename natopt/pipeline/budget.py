@@ -4,8 +4,13 @@
   guarantees it); reward = quality gain + ``cost_weight`` x the fraction of MACs saved, a
   small tie-breaker towards cheaper plans of equal quality.
 - ``budget macs=0.6`` / ``params=0.5`` / ``latency=0.7``: the plan must cost at most that
-  fraction of the original. reward = quality gain + tie-breaker - ``PENALTY`` x the
-  fraction over budget, so a plan over budget always scores below every plan within it.
+  fraction of the original, and the best quality within it wins. reward = quality gain +
+  ``TIE_BREAK`` x the fraction of MACs saved - ``PENALTY`` x the fraction over budget, so a
+  plan over budget always scores below every plan within it, and a cheaper plan beats one
+  within the budget only at equal quality: ``TIE_BREAK`` (1e-6) is below the smallest quality
+  difference a split can show (one sample in a million), so cost never buys a loss of quality.
+  (The accuracy objective's ``cost_weight`` of 0.005 traded up to half a point of quality for
+  cost; under a budget that let a much cheaper, worse plan beat one at the budget.)
   Latency is the ratio of the measured latency table's estimates
   (``natopt.bench.latency_table``) when the caller gives them as ``latency = (plan ms,
   original ms)``; without them MACs stand in.
@@ -18,10 +23,11 @@ from dataclasses import dataclass
 from natopt.errors import BudgetError
 from natopt.ir import Cost
 
-__all__ = ["Budget", "reward", "PENALTY", "METRICS"]
+__all__ = ["Budget", "reward", "PENALTY", "TIE_BREAK", "METRICS"]
 
 METRICS = ("macs", "params", "latency")
 PENALTY = 10.0
+TIE_BREAK = 1e-6
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,8 +74,9 @@ def reward(
     cost_weight: float,
     latency: tuple[float, float] | None = None,
 ) -> float:
+    """The search's reward; ``cost_weight`` applies to the accuracy objective only."""
     saved = 1.0 - cost.macs / max(original.macs, 1)
-    value = quality_gain + cost_weight * saved
-    if budget is not None:
-        value -= PENALTY * max(0.0, budget.ratio(cost, original, latency) - budget.fraction)
-    return value
+    if budget is None:
+        return quality_gain + cost_weight * saved
+    over = max(0.0, budget.ratio(cost, original, latency) - budget.fraction)
+    return quality_gain + TIE_BREAK * saved - PENALTY * over
