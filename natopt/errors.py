@@ -1,6 +1,7 @@
 """One small tree of errors: every failure natopt reports to a user is a ``NatoptError``.
 
-The CLI prints ``natopt: error: <message>`` for these and exits non-zero; anything else is a
+The CLI prints ``natopt: error: <message>`` for these and exits with the error's
+``exit_status`` (2, or 3 for a model refused by the quality guard); anything else is a
 bug and keeps its traceback. A message names the node, file or option at fault and says what
 to do about it.
 """
@@ -18,11 +19,15 @@ __all__ = [
     "PlanError",
     "BenchError",
     "ReportError",
+    "QualityError",
 ]
 
 
 class NatoptError(Exception):
-    """Base of every error natopt reports to a user."""
+    """Base of every error natopt reports to a user; ``exit_status`` is the CLI's (2: bad
+    input or an unmeetable request)."""
+
+    exit_status = 2
 
 
 class FrontendError(NatoptError):
@@ -64,3 +69,15 @@ class BenchError(NatoptError):
 
 class ReportError(NatoptError):
     """A result file could not be read, or a CI gate expression could not be parsed."""
+
+
+class QualityError(NatoptError):
+    """The fine-tuned, exported model dropped more quality than ``--max-drop`` allows; it was
+    not written. ``result`` is the ``natopt.pipeline.optimize.Result`` (module, graph, plan
+    and the report with ``"accepted": false``), so a caller can still inspect it."""
+
+    exit_status = 3
+
+    def __init__(self, message: str, result: object) -> None:
+        super().__init__(message)
+        self.result = result

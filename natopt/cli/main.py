@@ -3,7 +3,8 @@
 Each subcommand lives in its own module exposing ``register(subparsers, common)``, which adds
 its parser (with ``parents=[common]``, so ``--debug`` works after the subcommand too) and sets
 ``func`` to a callable ``(args) -> int``. ``main`` turns a ``NatoptError``
-into one line on stderr and exit status 2 (a traceback only with ``--debug``).
+into one line on stderr and its exit status: 2 for bad input, 3 for a model refused by the
+quality guard (a traceback only with ``--debug``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "debug", False):
             raise
         print(f"natopt: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
     except KeyboardInterrupt:
         print("natopt: interrupted", file=sys.stderr)
         return 130

@@ -3,9 +3,13 @@
     natopt optimize model.onnx -o model.opt.onnx --data data.npz [--budget macs=0.6]
     natopt optimize --example
 
-Prints a progress bar per phase, then a before/after table and the plan; ``--report`` writes
-the same as JSON and ``--save-plan`` the plan, each file whole or not at all. The input model
-is never written to.
+Prints a progress bar per phase, then a before/after table with the control (the original
+architecture fine-tuned the same way) and the plan; ``--report`` writes the same as JSON and
+``--save-plan`` the plan, each file whole or not at all. The input model is never written to.
+
+Exit status: 0 when the model is written; 2 for bad input; 3 when the fine-tuned, exported
+model drops more than ``--max-drop`` points of quality on the test split (no model and no
+plan written; ``--report`` is still written, with ``"accepted": false``).
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from natopt.cli.models import load_model
-from natopt.errors import NatoptError, PlanError
+from natopt.errors import NatoptError, PlanError, QualityError
 from natopt.passes.transitions import Plan
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.finetune import FinetuneConfig
+from natopt.pipeline.guard import DEFAULT_MAX_DROP, parse_max_drop
 from natopt.pipeline.optimize import SEARCHES, OptimizeConfig, optimize
 
 __all__ = ["register", "run", "format_comparison"]
@@ -75,6 +80,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         type=int,
         default=0,
         help="shared-weight training steps per sampled plan during the search",
+    )
+    p.add_argument(
+        "--max-drop",
+        default=str(DEFAULT_MAX_DROP),
+        help="largest accepted quality drop on the test split, in points of the quality "
+        "metric (accuracy, agreement or cosine x 100); a model that drops more is not written "
+        f"and natopt exits 3; inf accepts any (default {DEFAULT_MAX_DROP})",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plan", help="apply this saved plan (JSON) instead of searching")
@@ -162,6 +174,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         measure_latency=not args.no_latency,
         latency_rounds=args.latency_rounds,
         plan=_load_plan(args.plan) if args.plan else None,
+        max_drop=parse_max_drop(args.max_drop),
     )
 
 
@@ -186,8 +199,9 @@ def _ratio(before: Any, after: Any) -> str:
 
 
 def format_comparison(report: dict[str, Any]) -> str:
-    """The before/after table: every figure measured, ratios after/before."""
+    """The before/after table with the control: every figure measured, ratios after/before."""
     before, after = report["before"], report["after"]
+    control = report.get("control") or {}
     metric = before.get("quality_metric", "quality")
     rows = [
         ("parameters", "params", "int"),
@@ -196,12 +210,16 @@ def format_comparison(report: dict[str, Any]) -> str:
         (f"latency (onnxruntime, {report.get('provider') or 'not measured'})", "latency_ms", "ms"),
         (f"quality ({metric}, test split)", "quality", "pct"),
     ]
-    if "accuracy" in before:
+    if "accuracy" in before and metric != "accuracy":
         rows.append(("accuracy (test split)", "accuracy", "pct"))
-    lines = [f"{'':44} {'before':>16} {'after':>16} {'after/before':>13}"]
+    header = f"{'':44} {'before':>16} {'after':>16} {'control':>16} {'after/before':>13}"
+    lines = [header]
     for label, key, kind in rows:
-        b, a = before.get(key), after.get(key)
-        lines.append(f"{label:44} {_fmt(b, kind):>16} {_fmt(a, kind):>16} {_ratio(b, a):>13}")
+        b, a, c = before.get(key), after.get(key), control.get(key)
+        lines.append(
+            f"{label:44} {_fmt(b, kind):>16} {_fmt(a, kind):>16} {_fmt(c, kind):>16} "
+            f"{_ratio(b, a):>13}"
+        )
     ops = sorted(set(before["ops"]) | set(after["ops"]))
     changed = [op for op in ops if before["ops"].get(op, 0) != after["ops"].get(op, 0)]
     for op in changed:
@@ -213,7 +231,20 @@ def format_comparison(report: dict[str, Any]) -> str:
             f"speed-up (median of {latency['rounds']} interleaved rounds): "
             f"{latency['speedup']:.3f}x"
         )
+    versus = report.get("versus_control")
+    if versus:
+        lines.append(versus["summary"])
+    guard = report.get("quality_guard")
+    if guard:
+        verdict = "accepted" if guard["accepted"] else "REFUSED"
+        lines.append(
+            f"quality guard: {verdict} (drop {guard['drop_points']:.2f} points of "
+            f"{guard['metric']}, --max-drop {guard['max_drop_points']:g})"
+        )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in report["times"].items())
+    per_evaluation = report.get("search", {}).get("seconds_per_evaluation")
+    if per_evaluation is not None:
+        times += f"; {per_evaluation:.2f}s per plan evaluation"
     lines.append(f"time: {times}")
     return "\n".join(lines)
 
@@ -240,16 +271,26 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     graph = load_model(model, args.input_shape, dynamic_batch=True)
     baseline = model if Path(model).suffix == ".onnx" else None
-    result = optimize(
-        graph, data, config, output=outputs.get("output"), baseline_onnx=baseline, log=log
-    )
-    report = dict(result.report, model=model)
-    if "report" in outputs:
-        _write_whole(outputs["report"], json.dumps(report, indent=1, default=str) + "\n")
+    try:
+        result = optimize(
+            graph, data, config, output=outputs.get("output"), baseline_onnx=baseline, log=log
+        )
+    except QualityError as refused:
+        _write_report(outputs, refused.result.report, model)  # CI shows why
+        print(format_comparison(refused.result.report))
+        print(_format_plan(refused.result.plan.transitions))
+        raise
+    _write_report(outputs, result.report, model)
     if "save_plan" in outputs:
         _write_whole(outputs["save_plan"], result.plan.to_json() + "\n")
-    print(format_comparison(report))
+    print(format_comparison(result.report))
     print(_format_plan(result.plan.transitions))
     if result.onnx_path is not None:
         print(f"wrote {result.onnx_path}")
     return 0
+
+
+def _write_report(outputs: dict[str, Path], report: dict[str, Any], model: str) -> None:
+    if "report" in outputs:
+        text = json.dumps(dict(report, model=model), indent=1, default=str) + "\n"
+        _write_whole(outputs["report"], text)

@@ -4,8 +4,11 @@ lift -> canonicalise -> data -> transition mask -> (latency budget: time the gra
 target of the mask into the latency table) -> search (NAT policy, or a baseline, sharing
 one evaluation budget; for a latency budget, repeated until the chosen model's measured
 latency meets it: ``natopt.pipeline.latency_budget``) -> fine-tune the chosen model
-(distillation + labels) -> ONNX export, checked with onnxruntime -> latency measured
-before/after, interleaved -> report.
+(distillation + labels), and the control (the original architecture, fine-tuned the same
+way) -> ONNX export, checked with onnxruntime; quality of the original, the optimised model
+and the control measured with onnxruntime on the test split -> the quality guard
+(``natopt.pipeline.guard``: a drop over ``max_drop`` is refused, nothing written) -> latency
+measured before/after, interleaved -> report.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -24,7 +28,7 @@ import torch
 
 from natopt.backends import load_weights_into_graph, to_torch
 from natopt.bench.latency_table import LatencyTable, estimate_latency, unit_variants
-from natopt.errors import BudgetError, PlanError
+from natopt.errors import BudgetError, PlanError, QualityError
 from natopt.ir import Graph, graph_cost
 from natopt.passes import canonicalize
 from natopt.passes.nat import (
@@ -48,6 +52,7 @@ from natopt.passes.width import ChannelRounding, WidthOptions
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset, concat, load_data, split_data
 from natopt.pipeline.finetune import FinetuneConfig, finetune
+from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
 from natopt.pipeline.latency_budget import LatencyRound, choose_round, next_budget
 from natopt.pipeline.problem import (
     SearchProblem,
@@ -57,7 +62,8 @@ from natopt.pipeline.problem import (
     strip_keep,
 )
 from natopt.pipeline.progress import ProgressBar
-from natopt.pipeline.verify_export import check_onnx, measure_latency
+from natopt.pipeline.quality import Quality, score
+from natopt.pipeline.verify_export import check_onnx, measure_latency, onnx_outputs
 
 __all__ = ["OptimizeConfig", "Result", "optimize", "SEARCHES"]
 
@@ -86,6 +92,7 @@ class OptimizeConfig:
     latency_rounds: int = 3  # latency budget: searches to meet it on measured latency
     rounding: ChannelRounding | None = None  # width: None = measured on this device (else CPU)
     plan: Plan | None = None  # apply this plan instead of searching
+    max_drop: float = DEFAULT_MAX_DROP  # points of quality the final model may lose (guard)
 
 
 @dataclass(slots=True)
@@ -184,6 +191,16 @@ def _check_budget(problem: SearchProblem, budget: Budget | None) -> None:
         )
 
 
+@contextmanager
+def _phase(times: dict[str, float], name: str) -> Iterator[None]:
+    """Add the wall time of the ``with`` block to ``times[name]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[name] = times.get(name, 0.0) + time.perf_counter() - start
+
+
 def optimize(
     graph: Graph,
     data: str | Path | tuple[Dataset, Dataset | None],
@@ -197,8 +214,10 @@ def optimize(
 
     ``graph`` comes from ``natopt.frontends.lift``; ``data`` is an ``.npz`` path (checked
     against the graph's inputs) or already-loaded data. ``output``: where the optimised ONNX
-    model is written (whole or not at all); ``baseline_onnx``: the user's original ONNX file,
-    benchmarked as "before" (else the canonical graph is exported for it).
+    model is written (whole or not at all, and only if the quality guard accepts it);
+    ``baseline_onnx``: the user's original ONNX file, benchmarked as "before" (else the
+    canonical graph is exported for it). Raises ``QualityError`` (carrying the result) when
+    the final model drops more than ``config.max_drop`` points on the test split.
     """
     config = config or OptimizeConfig()
     if config.search not in SEARCHES:
@@ -207,105 +226,93 @@ def optimize(
     times: dict[str, float] = {}
     torch.manual_seed(config.seed)
 
-    start = time.perf_counter()
-    graph = canonicalize(graph)
-    times["canonicalize"] = time.perf_counter() - start
+    with _phase(times, "canonicalize"):
+        graph = canonicalize(graph)
 
-    start = time.perf_counter()
-    classes = _num_classes(graph)
-    if isinstance(data, tuple):
-        dataset, test = data
-    else:
-        dataset, test = load_data(data, graph.inputs, classes)
-    splits = split_data(dataset, test, seed=config.seed)
-    vocabulary = _vocabulary(config)
-    mask = compute_mask(graph, vocabulary, width=_width_options(vocabulary, config))
-    # the final fine-tuning sees every sample but the validation and test ones
-    tuning = concat(splits.search, splits.finetune)
-    search_split = splits.search.subset(np.arange(min(config.eval_samples, len(splits.search))))
-    splits = dataclasses.replace(splits, search=search_split)
-    times["prepare"] = time.perf_counter() - start
+    with _phase(times, "prepare"):
+        classes = _num_classes(graph)
+        if isinstance(data, tuple):
+            dataset, test = data
+        else:
+            dataset, test = load_data(data, graph.inputs, classes)
+        splits = split_data(dataset, test, seed=config.seed)
+        vocabulary = _vocabulary(config)
+        mask = compute_mask(graph, vocabulary, width=_width_options(vocabulary, config))
+        # the final fine-tuning sees every sample but the validation and test ones
+        tuning = concat(splits.search, splits.finetune)
+        size = min(config.eval_samples, len(splits.search))
+        splits = dataclasses.replace(splits, search=splits.search.subset(np.arange(size)))
 
-    start = time.perf_counter()
-    estimator = None
-    if config.plan is None and config.budget is not None and config.budget.metric == "latency":
-        estimator = _latency_estimator(graph, mask, config.progress)
-    times["latency_table"] = time.perf_counter() - start
+    with _phase(times, "latency_table"):
+        estimator = None
+        if config.plan is None and config.budget is not None and config.budget.metric == "latency":
+            estimator = _latency_estimator(graph, mask, config.progress)
 
-    start = time.perf_counter()
-    problem = SearchProblem(
-        graph,
-        mask,
-        splits,
-        config.budget,
-        config.cost_weight,
-        calibration_batches(splits.finetune, config.calibration_samples),
-        shared_steps=config.shared_steps,
-        seed=config.seed,
-        latency=estimator,
-    )
-    times["prepare"] += time.perf_counter() - start
+    with _phase(times, "prepare"):
+        problem = SearchProblem(
+            graph,
+            mask,
+            splits,
+            config.budget,
+            config.cost_weight,
+            calibration_batches(splits.finetune, config.calibration_samples),
+            shared_steps=config.shared_steps,
+            seed=config.seed,
+            latency=estimator,
+        )
     say(
         f"{len(mask.units)} units, {int(mask.valid.sum())} valid transitions "
         f"over a vocabulary of {len(vocabulary)}"
     )
 
-    start = time.perf_counter()
-    search_info: dict[str, Any]
-    if config.plan is not None:
-        plan = config.plan
-        unknown = set(plan.transitions) - set(mask.unit_names)
-        if unknown:
-            raise PlanError(
-                f"the plan names unit(s) {sorted(unknown)[:5]} that this model does not have; "
-                f"its units are {mask.unit_names[:8]}{' ...' if len(mask.units) > 8 else ''}"
-            )
-        search_info = {"method": "plan", "evaluations": 0, "best_reward": 0.0}
-    else:
-        _check_budget(problem, config.budget)
-        plan, found = _search_plan(problem, config)
-        search_info = _search_info(problem, config, plan, found)
-        if _calibrates_latency(config):
-            plan, search_info = _meet_latency(problem, config, (plan, found), say)
-    times["search"] = time.perf_counter() - start
+    with _phase(times, "search"):
+        plan, search_info = _choose_plan(problem, config, say)
 
-    start = time.perf_counter()
-    chosen = problem.build(plan.transitions, base=graph)
-    module = to_torch(chosen)
-    bar = ProgressBar("finetune", config.finetune.steps, enabled=config.progress)
-    losses = finetune(
-        module,
-        tuning,
-        graph_outputs(graph, tuning),
-        config.finetune,
-        seed=config.seed,
-        progress=lambda step, _total, loss: bar.update(step, f"loss {loss:.4f}"),
-    )
-    load_weights_into_graph(chosen, module)
-    times["finetune"] = time.perf_counter() - start
+    teacher = graph_outputs(graph, tuning)
+    with _phase(times, "finetune"):
+        chosen = problem.build(plan.transitions, base=graph)
+        module, losses = _finetuned(chosen, tuning, teacher, config, "finetune")
+    with _phase(times, "control"):
+        control = graph.copy()
+        _finetuned(control, tuning, teacher, config, "control")
 
-    start = time.perf_counter()
-    before_quality = problem.baseline["test"]
-    after_quality = problem.quality(chosen, "test")
-    with tempfile.TemporaryDirectory(prefix="natopt-") as tmp:
+    with _phase(times, "export"), tempfile.TemporaryDirectory(prefix="natopt-") as tmp:
         before_path = Path(baseline_onnx) if baseline_onnx else Path(tmp) / "before.onnx"
         if baseline_onnx is None:
             _to_onnx(graph, before_path)
-        after_path = Path(tmp) / "after.onnx"
+        after_path, control_path = Path(tmp) / "after.onnx", Path(tmp) / "control.onnx"
         _to_onnx(chosen, after_path)
+        _to_onnx(control, control_path)
         max_diff = check_onnx(after_path, module, splits.test)
+        qualities = _onnx_qualities(splits.test, before_path, after_path, control_path)
+        verdict = Verdict(
+            qualities[0].metric,
+            qualities[0].quality,
+            qualities[1].quality,
+            config.max_drop,
+            len(splits.test),
+        )
         latency = measure_latency(before_path, after_path) if config.measure_latency else None
-        sizes = before_path.stat().st_size, after_path.stat().st_size
+        sizes = [p.stat().st_size for p in (before_path, after_path, control_path)]
         onnx_path = None
-        if output is not None:
+        if output is not None and verdict.accepted:
             onnx_path = Path(output)
             _to_onnx(chosen, onnx_path)
-    times["export"] = time.perf_counter() - start
 
+    before_ms = latency and latency.before_ms
+    control_summary = _summary(graph, qualities[2], before_ms, sizes[2])
     report = {
         "kind": "natopt.optimize",
-        "before": _summary(graph, before_quality, latency and latency.before_ms, sizes[0]),
-        "after": _summary(chosen, after_quality, latency and latency.after_ms, sizes[1]),
+        "accepted": verdict.accepted,
+        "before": _summary(graph, qualities[0], before_ms, sizes[0]),
+        "after": _summary(chosen, qualities[1], latency and latency.after_ms, sizes[1]),
+        # the original architecture, fine-tuned exactly as the optimised one (its latency is
+        # the original's: the same architecture, timed as "before")
+        "control": control_summary,
+        "quality_guard": verdict.to_dict(),
+        "versus_control": versus_control(
+            qualities[1].quality, qualities[2].quality, len(splits.test)
+        ),
         "plan": plan.transitions,
         "search": search_info,
         "provider": latency.provider if latency else None,
@@ -315,7 +322,66 @@ def optimize(
         "reconstruction_errors": _errors(chosen),
         "times": times,
     }
-    return Result(module, chosen, plan, report, onnx_path)
+    if problem.evaluated:
+        search_info["seconds_per_evaluation"] = times["search"] / len(problem.evaluated)
+    result = Result(module, chosen, plan, report, onnx_path)
+    if not verdict.accepted:
+        raise QualityError(verdict.refusal(), result)
+    return result
+
+
+def _choose_plan(
+    problem: SearchProblem, config: OptimizeConfig, say: Callable[[str], None]
+) -> tuple[Plan, dict[str, Any]]:
+    """The plan to fine-tune: the given one (checked against the model), or the search's."""
+    if config.plan is not None:
+        plan = config.plan
+        unknown = set(plan.transitions) - set(problem.mask.unit_names)
+        if unknown:
+            names = problem.mask.unit_names
+            raise PlanError(
+                f"the plan names unit(s) {sorted(unknown)[:5]} that this model does not have; "
+                f"its units are {names[:8]}{' ...' if len(names) > 8 else ''}"
+            )
+        return plan, {"method": "plan", "evaluations": 0, "best_reward": 0.0}
+    _check_budget(problem, config.budget)
+    plan, found = _search_plan(problem, config)
+    info = _search_info(problem, config, plan, found)
+    if _calibrates_latency(config):
+        plan, info = _meet_latency(problem, config, (plan, found), say)
+    warning = doomed(problem.baseline["val"].quality, info["best_quality"], config.max_drop)
+    info["warning"] = warning
+    if warning:
+        say(warning)
+    return plan, info
+
+
+def _finetuned(
+    graph: Graph, data: Dataset, teacher: torch.Tensor, config: OptimizeConfig, label: str
+) -> tuple[torch.nn.Module, list[float]]:
+    """Fine-tune ``graph`` in place (its weights end up fine-tuned): the module and losses."""
+    module = to_torch(graph)
+    bar = ProgressBar(label, config.finetune.steps, enabled=config.progress)
+    losses = finetune(
+        module,
+        data,
+        teacher,
+        config.finetune,
+        seed=config.seed,
+        progress=lambda step, _total, loss: bar.update(step, f"loss {loss:.4f}"),
+    )
+    load_weights_into_graph(graph, module)
+    return module, losses
+
+
+def _onnx_qualities(test: Dataset, before: Path, *others: Path) -> list[Quality]:
+    """Quality of each ONNX file on ``test``, run by onnxruntime; agreement and cosine are
+    against the original's (``before``) onnxruntime outputs."""
+    reference = onnx_outputs(before, test)
+    labels = None if test.labels is None else torch.from_numpy(test.labels)
+    return [score(reference, reference, labels)] + [
+        score(onnx_outputs(path, test), reference, labels) for path in others
+    ]
 
 
 def _search_plan(problem: SearchProblem, config: OptimizeConfig) -> tuple[Plan, SearchResult]:
@@ -333,7 +399,9 @@ def _search_info(
         "evaluations": found.evaluations,
         "validations": found.validations,
         "best_reward": found.best_evaluation.reward,
-        "candidates": _candidates(problem, plan),
+        "best_quality": found.best_evaluation.quality,
+        "candidates": _candidates(problem, plan, "search"),
+        "validated": _candidates(problem, plan, "val"),
     }
 
 
@@ -424,10 +492,11 @@ def _errors(graph: Graph) -> dict[str, float]:
     return dict(getattr(report, "errors", {}) or {})
 
 
-def _candidates(problem: SearchProblem, chosen: Plan) -> list[dict[str, Any]]:
+def _candidates(problem: SearchProblem, chosen: Plan, split: str) -> list[dict[str, Any]]:
+    """The plans scored on ``split`` (before fine-tuning), in order, the chosen one marked."""
     rows = []
     for entry in problem.evaluated:
-        if entry["split"] != "search":
+        if entry["split"] != split:
             continue
         rows.append(
             {

@@ -1,7 +1,8 @@
 """Progress bars for long phases, on stderr so stdout stays clean for tables and JSON.
 
 On a terminal the bar redraws in place; elsewhere (CI logs) it prints a line at every
-quarter, so logs stay short but show that work is moving.
+quarter, so logs stay short but show that work is moving. Each line shows the elapsed time
+and, while work remains, an ETA from the mean pace so far.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ class ProgressBar:
         elapsed = time.perf_counter() - self.start
         filled = int(fraction * self.width)
         bar = "#" * filled + "." * (self.width - filled)
-        line = f"{self.label:<10} [{bar}] {done}/{self.total} {elapsed:6.1f}s {info}"
+        eta = ""
+        if 0 < done < self.total:
+            eta = f" eta {elapsed / done * (self.total - done):5.1f}s"
+        line = f"{self.label:<10} [{bar}] {done}/{self.total} {elapsed:6.1f}s{eta} {info}"
         if self.interactive:
             self.stream.write("\r" + line[:120].ljust(120))
             if done >= self.total:

@@ -1,7 +1,9 @@
 """Check an exported model with onnxruntime, and measure latency before and after.
 
-``check_onnx`` runs the ONNX file on real samples and compares it with the torch module it
-came from (fp32: max abs diff <= 1e-4 x max(1, |output| max), else ``BackendError``).
+``onnx_outputs`` runs an ONNX file with onnxruntime on every sample of a split (the figures
+the quality guard judges). ``check_onnx`` runs the ONNX file on real samples and compares it
+with the torch module it came from (fp32: max abs diff <= 1e-4 x max(1, |output| max), else
+``BackendError``).
 ``measure_latency`` benchmarks the two files interleaved (A B A B ...), batch 1, so machine
 drift cancels; the ratio is the median of per-round ratios.
 """
@@ -18,7 +20,7 @@ from natopt.bench import bench_models
 from natopt.errors import BackendError
 from natopt.pipeline.data import Dataset
 
-__all__ = ["check_onnx", "measure_latency", "LatencyPair"]
+__all__ = ["check_onnx", "onnx_outputs", "measure_latency", "LatencyPair"]
 
 TOLERANCE = 1e-4
 
@@ -54,6 +56,27 @@ def check_onnx(path: Path, module: torch.nn.Module, data: Dataset, samples: int 
             f"(bound {bound:.3g}); this is a natopt bug, please report it"
         )
     return diff
+
+
+def onnx_outputs(path: Path, data: Dataset, batch_size: int = 256) -> torch.Tensor:
+    """The first output of the ONNX file at ``path`` on every sample of ``data``, run by
+    onnxruntime (CPU provider); a model with a fixed batch size is fed batches of that size."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    first = session.get_inputs()[0].shape
+    fixed = bool(first) and isinstance(first[0], int) and first[0] > 0
+    batch_size = first[0] if fixed else batch_size
+    names = [i.name for i in session.get_inputs()]
+    outputs = []
+    for start in range(0, len(data), batch_size):
+        arrays = [a[start : start + batch_size] for a in data.inputs]
+        n = len(arrays[0])
+        if fixed and n < batch_size:  # pad the last batch of a fixed-batch model
+            pad = batch_size - n
+            arrays = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in arrays]
+        outputs.append(session.run(None, dict(zip(names, arrays, strict=True)))[0][:n])
+    return torch.from_numpy(np.concatenate(outputs))
 
 
 def measure_latency(

@@ -4,6 +4,7 @@ and its use by ``optimize`` for a latency budget (toy models; real models in ben
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -239,7 +240,8 @@ def test_budget_ratio_uses_latency_estimates_when_given():
 
 
 def _optimize_blocks(**options):
-    """``optimize`` on ``Blocks`` under latency=0.9: a random search of 4 evaluations."""
+    """``optimize`` on ``Blocks`` under latency=0.9: a random search of 4 evaluations (random
+    weights, no fine-tuning: these tests check latency pricing, so the quality guard is off)."""
     torch.manual_seed(0)
     graph = lift(Blocks().eval(), torch.randn(2, 8, 16, 16), dynamic_batch=True)
     x = np.random.default_rng(0).normal(size=(60, 8, 16, 16)).astype(np.float32)
@@ -251,6 +253,7 @@ def _optimize_blocks(**options):
         finetune=FinetuneConfig(steps=0),
         progress=False,
         calibration_samples=16,
+        max_drop=math.inf,
         **options,
     )
     return optimize(graph, (Dataset([x]), None), config)

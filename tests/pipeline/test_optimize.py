@@ -1,6 +1,7 @@
 """The optimisation pipeline end to end on a small residual CNN (unit level: toy model).
 
-The real-data run (the shipped MNIST example) is in tests/pipeline/test_example.py.
+The real-data run (the shipped MNIST example) is in tests/pipeline/test_example.py; the
+quality guard and the control in tests/pipeline/test_guard.py.
 """
 
 from __future__ import annotations
