@@ -27,6 +27,7 @@ from natopt.cli.models import load_model
 from natopt.errors import NatoptError, PlanError, QualityError
 from natopt.passes.transitions import Plan
 from natopt.pipeline.budget import Budget
+from natopt.pipeline.fidelity import DEFAULT_RUNGS
 from natopt.pipeline.finetune import FinetuneConfig
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, parse_max_drop
 from natopt.pipeline.optimize import SEARCHES, OptimizeConfig, optimize
@@ -88,6 +89,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "metric (accuracy, agreement or cosine x 100); a model that drops more is not written "
         f"and natopt exits 3; inf accepts any (default {DEFAULT_MAX_DROP})",
     )
+    p.add_argument(
+        "--rungs",
+        default=_format_rungs(DEFAULT_RUNGS),
+        help="successive halving on fine-tuned quality before the final fine-tune: "
+        "PLANSxSTEPS per rung, comma-separated, later rungs resuming (none: choose on the "
+        f"refit score alone; default {_format_rungs(DEFAULT_RUNGS)})",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plan", help="apply this saved plan (JSON) instead of searching")
     p.add_argument("--save-plan", help="write the chosen plan as JSON")
@@ -108,6 +116,26 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def _format_rungs(rungs: tuple[tuple[int, int], ...]) -> str:
+    return ",".join(f"{n}x{steps}" for n, steps in rungs) or "none"
+
+
+def _parse_rungs(text: str) -> tuple[tuple[int, int], ...]:
+    """``"4x50,2x150"`` -> ((4, 50), (2, 150)); ``"none"`` -> ()."""
+    if text.strip().lower() == "none":
+        return ()
+    rungs = []
+    for part in text.split(","):
+        plans, _, steps = part.strip().partition("x")
+        if not (plans.isdigit() and steps.isdigit() and int(plans) >= 1 and int(steps) >= 1):
+            raise NatoptError(
+                f"--rungs {text!r}: write PLANSxSTEPS per rung, comma-separated, each >= 1 "
+                "(e.g. 4x50,2x150), or none"
+            )
+        rungs.append((int(plans), int(steps)))
+    return tuple(rungs)
 
 
 def _example_files() -> tuple[Path, Path]:
@@ -175,6 +203,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         latency_rounds=args.latency_rounds,
         plan=_load_plan(args.plan) if args.plan else None,
         max_drop=parse_max_drop(args.max_drop),
+        rungs=_parse_rungs(args.rungs),
     )
 
 

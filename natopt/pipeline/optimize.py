@@ -51,6 +51,7 @@ from natopt.passes.transitions import (
 from natopt.passes.width import ChannelRounding, WidthOptions
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset, concat, load_data, split_data
+from natopt.pipeline.fidelity import DEFAULT_RUNGS, successive_halving
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
 from natopt.pipeline.latency_budget import LatencyRound, choose_round, next_budget
@@ -93,6 +94,8 @@ class OptimizeConfig:
     rounding: ChannelRounding | None = None  # width: None = measured on this device (else CPU)
     plan: Plan | None = None  # apply this plan instead of searching
     max_drop: float = DEFAULT_MAX_DROP  # points of quality the final model may lose (guard)
+    # successive halving on fine-tuned quality: (plans entering, steps) per rung; () = off
+    rungs: tuple[tuple[int, int], ...] = DEFAULT_RUNGS
 
 
 @dataclass(slots=True)
@@ -266,7 +269,10 @@ def optimize(
     )
 
     with _phase(times, "search"):
-        plan, search_info = _choose_plan(problem, config, say)
+        plan, search_info, pool = _choose_plan(problem, config, say)
+    with _phase(times, "rungs"):
+        if len(pool) > 1 and config.rungs:
+            plan = _select_by_finetuning(problem, config, plan, pool, tuning, search_info)
 
     teacher = graph_outputs(graph, tuning)
     with _phase(times, "finetune"):
@@ -332,8 +338,10 @@ def optimize(
 
 def _choose_plan(
     problem: SearchProblem, config: OptimizeConfig, say: Callable[[str], None]
-) -> tuple[Plan, dict[str, Any]]:
-    """The plan to fine-tune: the given one (checked against the model), or the search's."""
+) -> tuple[Plan, dict[str, Any], list[dict[str, str]]]:
+    """The plan to fine-tune: the given one (checked against the model), or the search's;
+    its search info; and the search's pool of most promising plans (best first) for the
+    fine-tuning rungs (empty for a given plan)."""
     if config.plan is not None:
         plan = config.plan
         unknown = set(plan.transitions) - set(problem.mask.unit_names)
@@ -343,17 +351,48 @@ def _choose_plan(
                 f"the plan names unit(s) {sorted(unknown)[:5]} that this model does not have; "
                 f"its units are {names[:8]}{' ...' if len(names) > 8 else ''}"
             )
-        return plan, {"method": "plan", "evaluations": 0, "best_reward": 0.0}
+        return plan, {"method": "plan", "evaluations": 0, "best_reward": 0.0}, []
     _check_budget(problem, config.budget)
-    plan, found = _search_plan(problem, config)
+    plan, found, pool = _search_plan(problem, config)
     info = _search_info(problem, config, plan, found)
     if _calibrates_latency(config):
-        plan, info = _meet_latency(problem, config, (plan, found), say)
+        plan, info, pool = _meet_latency(problem, config, (plan, found, pool), say)
     warning = doomed(problem.baseline["val"].quality, info["best_quality"], config.max_drop)
     info["warning"] = warning
     if warning:
         say(warning)
-    return plan, info
+    return plan, info, pool
+
+
+def _select_by_finetuning(
+    problem: SearchProblem,
+    config: OptimizeConfig,
+    plan: Plan,
+    pool: list[dict[str, str]],
+    data: Dataset,
+    info: dict[str, Any],
+) -> Plan:
+    """Successive halving over the pool (``natopt.pipeline.fidelity``): the plan with the best
+    validation quality after short fine-tunes; the rungs' records go into ``info``."""
+    total = sum(size * steps for size, steps in config.rungs)
+    bar = ProgressBar("rungs", total, enabled=config.progress)
+    chosen, candidates = successive_halving(
+        problem,
+        pool,
+        data,
+        config.rungs,
+        config.finetune,
+        seed=config.seed,
+        progress=lambda done, _total, text: bar.update(done, text),
+    )
+    bar.close(f"{len(candidates)} plans fine-tuned")
+    info["fidelity"] = {
+        "rungs": [list(r) for r in config.rungs],
+        "candidates": [c.to_dict() for c in candidates],
+        "refit_choice": plan.transitions,
+        "changed_choice": chosen != plan.transitions,
+    }
+    return Plan(chosen)
 
 
 def _finetuned(
@@ -384,11 +423,23 @@ def _onnx_qualities(test: Dataset, before: Path, *others: Path) -> list[Quality]
     ]
 
 
-def _search_plan(problem: SearchProblem, config: OptimizeConfig) -> tuple[Plan, SearchResult]:
+def _search_plan(
+    problem: SearchProblem, config: OptimizeConfig
+) -> tuple[Plan, SearchResult, list[dict[str, str]]]:
+    """One search: its chosen plan, its result, and its pool: the chosen plan, then the other
+    plans it scored within the budget, by reward (the fine-tuning rungs' candidates)."""
+    start = len(problem.evaluated)
     bar = ProgressBar("search", config.evaluations, enabled=config.progress)
     found = _search(problem, config, bar)
     bar.close(f"{found.evaluations} evaluations")
-    return Plan(strip_keep(found.best_plan)), found
+    plan = Plan(strip_keep(found.best_plan))
+    scored = [e for e in problem.evaluated[start:] if e["split"] == "search" and e["within_budget"]]
+    pool = [plan.transitions]
+    for entry in sorted(scored, key=lambda e: -e["reward"]):
+        if entry["plan"] not in pool:
+            pool.append(entry["plan"])
+    size = config.rungs[0][0] if config.rungs else 1
+    return plan, found, pool[:size]
 
 
 def _search_info(
@@ -418,9 +469,9 @@ def _calibrates_latency(config: OptimizeConfig) -> bool:
 def _meet_latency(
     problem: SearchProblem,
     config: OptimizeConfig,
-    first: tuple[Plan, SearchResult],
+    first: tuple[Plan, SearchResult, list[dict[str, str]]],
     say: Callable[[str], None],
-) -> tuple[Plan, dict[str, Any]]:
+) -> tuple[Plan, dict[str, Any], list[dict[str, str]]]:
     """Search again until the chosen model's measured latency meets the budget
     (``natopt.pipeline.latency_budget``); returns the kept plan and its search info."""
     assert config.budget is not None
@@ -430,7 +481,7 @@ def _meet_latency(
         original, candidate = Path(tmp) / "original.onnx", Path(tmp) / "candidate.onnx"
         _to_onnx(problem.graph, original)
         budget: float | None = target
-        plan, found = first
+        plan, found, pool = first
         while budget is not None and len(rounds) < config.latency_rounds:
             if rounds:
                 problem.budget = Budget("latency", budget)
@@ -438,11 +489,11 @@ def _meet_latency(
                     _check_budget(problem, problem.budget)
                 except BudgetError:
                     break  # the table prices every plan of the space over this budget
-                plan, found = _search_plan(problem, config)
+                plan, found, pool = _search_plan(problem, config)
             _to_onnx(problem.build(plan.transitions, base=problem.graph), candidate)
             measured = 1.0 / measure_latency(original, candidate, max_seconds=3.0).speedup
             quality = found.best_evaluation.quality
-            rounds.append(LatencyRound(budget, measured, quality, (plan, found)))
+            rounds.append(LatencyRound(budget, measured, quality, (plan, found, pool)))
             say(
                 f"latency round {len(rounds)}: table budget {budget:.3f} -> measured "
                 f"{measured:.3f} of the original (target {target:.3f})"
@@ -450,7 +501,7 @@ def _meet_latency(
             budget = next_budget(target, rounds)
     problem.budget = config.budget
     kept = choose_round(target, rounds)
-    plan, found = kept.payload
+    plan, found, pool = kept.payload
     info = _search_info(problem, config, plan, found)
     info["latency_rounds"] = [r.to_dict() | {"chosen": r is kept} for r in rounds]
     info["latency_budget_met"] = kept.meets(target)
@@ -459,7 +510,7 @@ def _meet_latency(
             f"warning: no search met latency={target:g} when measured; keeping the fastest "
             f"plan found ({kept.measured:.3f} of the original)"
         )
-    return plan, info
+    return plan, info, pool
 
 
 def _latency_estimator(

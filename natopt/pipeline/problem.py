@@ -69,12 +69,13 @@ class SearchProblem:
             "test": self.splits.test,
         }
         self.reference = {name: graph_outputs(self.graph, d) for name, d in parts.items()}
-        self.baseline = {name: self._score(self.reference[name], name) for name in parts}
+        self.baseline = {name: self.score_outputs(self.reference[name], name) for name in parts}
 
     def _data(self, split: str) -> Dataset:
         return getattr(self.splits, split)
 
-    def _score(self, outputs: torch.Tensor, split: str) -> Quality:
+    def score_outputs(self, outputs: torch.Tensor, split: str) -> Quality:
+        """Quality of a model's ``outputs`` on ``split`` against the original's (and labels)."""
         labels = self._data(split).labels
         return score(
             outputs, self.reference[split], None if labels is None else torch.from_numpy(labels)
@@ -91,7 +92,7 @@ class SearchProblem:
         )
 
     def quality(self, graph: Graph, split: str) -> Quality:
-        return self._score(graph_outputs(graph, self._data(split)), split)
+        return self.score_outputs(graph_outputs(graph, self._data(split)), split)
 
     def latency_pair(self, graph: Graph) -> tuple[float, float] | None:
         """(``graph``'s, the original's) estimated latency in ms, with a latency estimator."""
@@ -114,6 +115,8 @@ class SearchProblem:
                 "params": cost.params,
                 "latency_ms": None if latency is None else latency[0],
                 "reward": value,
+                "within_budget": self.budget is None
+                or self.budget.ratio(cost, self.original_cost, latency) <= self.budget.fraction,
                 "plan": strip_keep(plan),
             }
         )

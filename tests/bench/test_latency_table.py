@@ -254,6 +254,7 @@ def _optimize_blocks(**options):
         progress=False,
         calibration_samples=16,
         max_drop=math.inf,
+        rungs=(),
         **options,
     )
     return optimize(graph, (Dataset([x]), None), config)

@@ -205,6 +205,7 @@ def test_the_api_raises_a_quality_error_that_carries_the_result():
         progress=False,
         calibration_samples=32,
         max_drop=0.0,
+        rungs=(),
     )
     with pytest.raises(QualityError) as info:
         optimize(graph, (Dataset([x]), None), config)

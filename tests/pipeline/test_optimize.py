@@ -66,6 +66,7 @@ def small_config(**overrides) -> OptimizeConfig:
         measure_latency=False,
         progress=False,
         calibration_samples=32,
+        rungs=((2, 3),),
     )
     return OptimizeConfig(**{**base, **overrides})
 
