@@ -117,7 +117,9 @@ class _Memo:
         return self.known[key]
 
 
-def _example_problem(space_name: str, macs_budget: float, eval_samples: int):
+def example_problem(space_name: str, macs_budget: float, eval_samples: int):
+    """The shipped example's ``SearchProblem`` under ``macs=macs_budget``, as ``optimize``
+    builds it (seed 0 splits, ``eval_samples`` search samples, 256 calibration samples)."""
     from natopt.frontends import lift
     from natopt.passes import canonicalize
     from natopt.passes.transitions import compute_mask, vocabulary_for
@@ -131,7 +133,7 @@ def _example_problem(space_name: str, macs_budget: float, eval_samples: int):
     search = splits.search.subset(np.arange(min(eval_samples, len(splits.search))))
     splits = dataclasses.replace(splits, search=search)
     mask = compute_mask(graph, vocabulary_for(space_name))
-    problem = SearchProblem(
+    return SearchProblem(
         graph,
         mask,
         splits,
@@ -139,6 +141,11 @@ def _example_problem(space_name: str, macs_budget: float, eval_samples: int):
         0.02,
         calibration_batches(splits.finetune, 256),
     )
+
+
+def _example_problem(space_name: str, macs_budget: float, eval_samples: int):
+    problem = example_problem(space_name, macs_budget, eval_samples)
+    mask = problem.mask
     space = SearchSpace(
         units=mask.unit_names,
         vocabulary=list(mask.vocabulary.names),
