@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_vs_baselines import example_problem  # noqa: E402
 
 from natopt.backends import to_torch  # noqa: E402
-from natopt.passes.nat import SearchSpace, random_search, unit_graph  # noqa: E402
+from natopt.passes.nat import random_search  # noqa: E402
 from natopt.pipeline.data import concat  # noqa: E402
 from natopt.pipeline.fidelity import Candidate, train_candidate  # noqa: E402
 from natopt.pipeline.finetune import FinetuneConfig, finetune  # noqa: E402
@@ -67,15 +67,7 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 def pool_of_plans(problem, count: int, seed: int) -> list[dict[str, str]]:
     """Half the search's best plans within the budget, half random plans within it."""
-    mask = problem.mask
-    space = SearchSpace(
-        units=mask.unit_names,
-        vocabulary=list(mask.vocabulary.names),
-        mask=mask.valid,
-        graph=unit_graph(problem.graph, mask.units),
-        evaluate=problem.evaluate,
-        validate=problem.validate,
-    )
+    space = problem.search_space()
     random_search(space, 48, seed=seed, candidates=1, keep_probability=0.75)
     within = [e for e in problem.evaluated if e["split"] == "search" and e["within_budget"]]
     pool: list[dict[str, str]] = []

@@ -49,7 +49,6 @@ from natopt.passes.nat import (
     nat_search,
     random_search,
     synthetic_problem,
-    unit_graph,
 )
 
 __all__ = ["METHODS", "synthetic_suite", "example_suite", "summarise", "main"]
@@ -145,16 +144,11 @@ def example_problem(space_name: str, macs_budget: float, eval_samples: int):
 
 def _example_problem(space_name: str, macs_budget: float, eval_samples: int):
     problem = example_problem(space_name, macs_budget, eval_samples)
-    mask = problem.mask
-    space = SearchSpace(
-        units=mask.unit_names,
-        vocabulary=list(mask.vocabulary.names),
-        mask=mask.valid,
-        graph=unit_graph(problem.graph, mask.units),
+    return dataclasses.replace(
+        problem.search_space(),
         evaluate=_Memo(problem.evaluate),
         validate=_Memo(problem.validate),
     )
-    return space
 
 
 def _all_plans(space: SearchSpace) -> list[Plan]:

@@ -18,7 +18,7 @@ import torch
 from natopt.bench.latency_table import latency_estimator
 from natopt.compile.options import CompileOptions
 from natopt.ir import Graph
-from natopt.passes.nat import SearchSpace, greedy_search, unit_graph
+from natopt.passes.nat import greedy_search
 from natopt.passes.transitions import Plan, compute_mask, vocabulary_for
 from natopt.passes.transitions.calibrate import ActivationCache
 from natopt.pipeline.data import Dataset, Splits
@@ -51,13 +51,7 @@ def search_plan(
         seed=options.seed,
         latency=latency,
     )
-    space = SearchSpace(
-        units=mask.unit_names,
-        vocabulary=list(mask.vocabulary.names),
-        mask=mask.valid,
-        graph=unit_graph(graph, mask.units),
-        evaluate=problem.evaluate,
-    )
+    space = problem.search_space(validate=False)
     found = greedy_search(space, options.evaluations, seed=options.seed, candidates=2)
     plan = Plan(strip_keep(found.best_plan))
     return plan, problem.build(plan.transitions, base=graph)

@@ -34,11 +34,9 @@ from natopt.passes import canonicalize
 from natopt.passes.nat import (
     SearchConfig,
     SearchResult,
-    SearchSpace,
     greedy_search,
     nat_search,
     random_search,
-    unit_graph,
 )
 from natopt.passes.transitions import (
     VOCABULARY,
@@ -108,16 +106,7 @@ class Result:
 
 
 def _search(problem: SearchProblem, config: OptimizeConfig, bar: ProgressBar) -> SearchResult:
-    mask = problem.mask
-    space = SearchSpace(
-        units=mask.unit_names,
-        vocabulary=list(mask.vocabulary.names),
-        mask=mask.valid,
-        graph=unit_graph(problem.graph, mask.units),
-        evaluate=problem.evaluate,
-        validate=problem.validate,
-        train_shared=problem.train_shared if config.shared_steps > 0 else None,
-    )
+    space = problem.search_space(shared=config.shared_steps > 0)
 
     def progress(done: int, total: int, info: dict[str, Any]) -> None:
         bar.update(done, f"best reward {info.get('best_reward', float('nan')):+.4f}")

@@ -19,7 +19,7 @@ import torch
 
 from natopt.backends import load_weights_into_graph, to_torch
 from natopt.ir import Cost, Graph, graph_cost, run_graph
-from natopt.passes.nat import Evaluation
+from natopt.passes.nat import Evaluation, SearchSpace, unit_graph
 from natopt.passes.transitions import TransitionMask, apply_plan
 from natopt.passes.transitions.calibrate import ActivationCache
 from natopt.passes.transitions.targets import target_for
@@ -127,6 +127,20 @@ class SearchProblem:
 
     def validate(self, plan: dict[str, str]) -> Evaluation:
         return self.evaluate(plan, "val")
+
+    def search_space(self, *, validate: bool = True, shared: bool = False) -> SearchSpace:
+        """The space every search works on: this problem's units, mask and unit graph, scored
+        by ``evaluate`` (and ``validate`` on the validation split; ``shared``: with
+        shared-weight training)."""
+        return SearchSpace(
+            units=self.mask.unit_names,
+            vocabulary=list(self.mask.vocabulary.names),
+            mask=self.mask.valid,
+            graph=unit_graph(self.graph, self.mask.units),
+            evaluate=self.evaluate,
+            validate=self.validate if validate else None,
+            train_shared=self.train_shared if shared else None,
+        )
 
     def train_shared(self, plans: list[dict[str, str]]) -> None:
         """A few distillation steps on each sampled sub-network; kept weights flow back.

@@ -24,7 +24,7 @@ from natopt.errors import NatoptError, QualityError
 from natopt.frontends import lift
 from natopt.ir import graph_cost
 from natopt.passes import canonicalize
-from natopt.passes.nat import SearchSpace, random_search, unit_graph
+from natopt.passes.nat import random_search
 from natopt.passes.transitions import compute_mask, vocabulary_for
 from natopt.passes.transitions.calibrate import ActivationCache
 from natopt.pipeline.budget import Budget
@@ -169,15 +169,7 @@ def test_a_budget_keeps_the_plan_at_it_over_a_much_cheaper_worse_one():
     assert problem.validate(AT_BUDGET).reward > problem.validate(CHEAPER).reward
 
     # a search that sees every plan keeps the best quality within the budget
-    mask = problem.mask
-    space = SearchSpace(
-        units=mask.unit_names,
-        vocabulary=list(mask.vocabulary.names),
-        mask=mask.valid,
-        graph=unit_graph(problem.graph, mask.units),
-        evaluate=problem.evaluate,
-        validate=problem.validate,
-    )
+    space = problem.search_space()
     found = random_search(space, space.size(), seed=0, candidates=space.size())
     chosen = {u: t for u, t in found.best_plan.items() if t != "keep"}
     chosen_graph = problem.build(chosen)
