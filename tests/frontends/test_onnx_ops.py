@@ -11,60 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
+from onnx_support import F, check, rand, save
 
-from natopt.backends import to_onnx, to_torch
 from natopt.errors import UnsupportedOpError
 from natopt.frontends.onnx import lift_onnx, supported_ops
-from natopt.ir import Graph
-
-RNG = np.random.default_rng(0)
-F = TensorProto.FLOAT
-
-
-def rand(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def save(path: Path, nodes, inputs, outputs, inits=(), opset: int = 13) -> Path:
-    graph = helper.make_graph(
-        nodes,
-        "toy",
-        [helper.make_tensor_value_info(n, F, s) for n, s in inputs],
-        [helper.make_tensor_value_info(n, F, s) for n, s in outputs],
-        [numpy_helper.from_array(a, n) for n, a in inits],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, path)
-    return path
-
-
-def ort_run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
-
-
-def check(path: Path, feeds: dict[str, np.ndarray], *, round_trip: bool = True) -> Graph:
-    """Lift ``path``; to_torch (and to_onnx) outputs must match onnxruntime on ``path``."""
-    expected = ort_run(path, feeds)
-    graph = lift_onnx(path)
-    with torch.no_grad():
-        got = to_torch(graph)(*(torch.from_numpy(feeds[v.name]) for v in graph.inputs))
-    got = list(got) if isinstance(got, (tuple, list)) else [got]
-    for want, have in zip(expected, got, strict=True):
-        np.testing.assert_allclose(have.numpy(), want, rtol=1e-4, atol=1e-5)
-    if round_trip:
-        again = ort_run(to_onnx(graph, path.with_name(f"{path.stem}.out.onnx")), feeds)
-        for want, have in zip(expected, again, strict=True):
-            np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-5)
-    return graph
 
 
 def test_gemm_opset13_trans_b0_alpha_beta_becomes_linear(tmp_path: Path):

@@ -2,8 +2,10 @@
 
 An adapter ``(cx, node) -> Value | list[Value]`` adds the IR node(s) an ONNX node lifts to
 and returns the values of its outputs (see ``context.LiftContext``). Element-wise ops and
-activations map one to one (``Dropout`` and ``Identity`` -> ``Identity``); the others live in
-``onnx_layers`` (weights, normalisation, pooling) and ``onnx_tensor`` (data movement):
+activations map one to one (``Dropout`` and ``Identity`` -> ``Identity``; ``Max``/``Min`` of
+any number of inputs); the others live in ``onnx_layers`` (weights, normalisation, pooling),
+``onnx_tensor`` (data movement), ``onnx_math`` (variadic sums, PRelu, Tile, CumSum, Range,
+Einsum) and ``onnx_resize`` (Resize):
 
 - ``Clip(x, 0, 6)`` -> ``Relu6``, other constant bounds -> ``Clip(min, max)``;
 - ``Add(Linear(x), b)`` with a constant ``[out]`` bias and a bias-free ``Linear`` read only
@@ -21,6 +23,8 @@ from onnx import NodeProto
 
 from natopt.frontends.onnx.context import Adapter, LiftContext, as_tensor, node_attrs
 from natopt.frontends.onnx.onnx_layers import LAYER_ADAPTERS
+from natopt.frontends.onnx.onnx_math import MATH_ADAPTERS
+from natopt.frontends.onnx.onnx_resize import RESIZE_ADAPTERS
 from natopt.frontends.onnx.onnx_tensor import TENSOR_ADAPTERS
 from natopt.ir import Value
 
@@ -38,7 +42,16 @@ _SAME = [
     "Reciprocal",
     "Abs",
     "Not",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Sin",
+    "Cos",
     "HardSwish",
+    "Softplus",
+    "Softsign",
+    "Mish",
     "Sub",
     "Mul",
     "Div",
@@ -46,7 +59,13 @@ _SAME = [
     "Equal",
     "Less",
     "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
     "Where",
+    "Max",
+    "Min",
     "Identity",
 ]
 
@@ -54,6 +73,13 @@ _SAME = [
 _WITH_ATTRS: dict[str, dict[str, tuple[str, object]]] = {
     "LeakyRelu": {"alpha": ("alpha", 0.01)},
     "HardSigmoid": {"alpha": ("alpha", 0.2), "beta": ("beta", 0.5)},
+    "Elu": {"alpha": ("alpha", 1.0)},
+    "Celu": {"alpha": ("alpha", 1.0)},
+    "Selu": {
+        "alpha": ("alpha", 1.67326319217681884765625),
+        "gamma": ("gamma", 1.05070102214813232421875),
+    },
+    "ThresholdedRelu": {"alpha": ("alpha", 1.0)},
     "Gelu": {"approximate": ("approximate", "none")},
     "Softmax": {"axis": ("axis", -1)},
     "LogSoftmax": {"axis": ("axis", -1)},
@@ -134,8 +160,12 @@ ONNX_ADAPTERS: dict[str, Adapter] = {
     "ReduceMean": _reduce("ReduceMean"),
     "ReduceSum": _reduce("ReduceSum"),
     "ReduceMax": _reduce("ReduceMax"),
+    "ReduceMin": _reduce("ReduceMin"),
+    "ReduceL2": _reduce("ReduceL2"),
     **LAYER_ADAPTERS,
     **TENSOR_ADAPTERS,
+    **MATH_ADAPTERS,
+    **RESIZE_ADAPTERS,
 }
 
 

@@ -1,6 +1,8 @@
-"""Binary and ternary element-wise ops (numpy broadcasting) and reductions."""
+"""Binary, ternary and variadic element-wise ops (numpy broadcasting) and reductions."""
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -39,8 +41,33 @@ def greater(a, b):
     return torch.gt(a, b)
 
 
+def less_or_equal(a, b):
+    return torch.le(a, b)
+
+
+def greater_or_equal(a, b):
+    return torch.ge(a, b)
+
+
+def and_(a, b):
+    return torch.logical_and(a, b)
+
+
+def or_(a, b):
+    return torch.logical_or(a, b)
+
+
 def where(condition, a, b):
     return torch.where(condition, a, b)
+
+
+def maximum(*xs):
+    """Element-wise maximum of any number of broadcasting inputs (ONNX ``Max``)."""
+    return functools.reduce(torch.maximum, xs)
+
+
+def minimum(*xs):
+    return functools.reduce(torch.minimum, xs)
 
 
 def reduce_mean(x, *, axes=None, keepdims=True):
@@ -55,6 +82,17 @@ def reduce_max(x, *, axes=None, keepdims=True):
     return torch.amax(x, dim=axes, keepdim=keepdims) if axes is not None else torch.amax(x)
 
 
+def reduce_min(x, *, axes=None, keepdims=True):
+    return torch.amin(x, dim=axes, keepdim=keepdims) if axes is not None else torch.amin(x)
+
+
+def reduce_l2(x, *, axes=None, keepdims=True):
+    """sqrt(sum(x^2)) over ``axes`` (every axis when ``None``)."""
+    if axes is None:
+        return torch.linalg.vector_norm(x)
+    return torch.linalg.vector_norm(x, dim=axes, keepdim=keepdims)
+
+
 for _name, _impl in [
     ("Add", add),
     ("Sub", sub),
@@ -64,7 +102,13 @@ for _name, _impl in [
     ("Equal", equal),
     ("Less", less),
     ("Greater", greater),
+    ("LessOrEqual", less_or_equal),
+    ("GreaterOrEqual", greater_or_equal),
+    ("And", and_),
+    ("Or", or_),
     ("Where", where),
+    ("Max", maximum),
+    ("Min", minimum),
 ]:
     register(OpSpec(_name, "elementwise", _impl))
 
@@ -72,5 +116,7 @@ for _name, _impl in [
     ("ReduceMean", reduce_mean),
     ("ReduceSum", reduce_sum),
     ("ReduceMax", reduce_max),
+    ("ReduceMin", reduce_min),
+    ("ReduceL2", reduce_l2),
 ]:
     register(OpSpec(_name, "reduce", _impl, attrs={"axes": None, "keepdims": True}))

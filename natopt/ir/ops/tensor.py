@@ -77,6 +77,31 @@ def expand(x, shape_input=None, *, shape=()):
     return x.expand(torch.broadcast_shapes(tuple(x.shape), tuple(target)))
 
 
+def tile(x, *, repeats=()):
+    """ONNX ``Tile``: ``x`` repeated ``repeats[i]`` times along axis ``i`` (same rank)."""
+    return x.repeat(*repeats)
+
+
+def cumsum(x, *, axis=0, exclusive=False, reverse=False):
+    """Running sum along ``axis``; ``exclusive`` leaves out the element itself, ``reverse``
+    sums from the end (ONNX ``CumSum``)."""
+    y = x.flip(axis) if reverse else x
+    out = torch.cumsum(y, axis)
+    if exclusive:
+        out = out - y
+    return out.flip(axis) if reverse else out
+
+
+def range_(start, limit, delta):
+    """ONNX ``Range`` of three scalar tensors: ``start, start + delta, ...`` below ``limit``.
+
+    The length depends on the values, so shape inference cannot run it on meta tensors.
+    """
+    return torch.arange(
+        start.item(), limit.item(), delta.item(), dtype=start.dtype, device=start.device
+    )
+
+
 def pad(x, *, pads=(), mode="constant", value=0.0):
     """``pads`` in torch order: (last dim begin, last dim end, previous dim begin, ...)."""
     if mode == "constant":
@@ -121,6 +146,11 @@ register(
     )
 )
 register(OpSpec("Expand", "shape", expand, attrs={"shape": ()}))
+register(OpSpec("Tile", "shape", tile, attrs={"repeats": ()}))
+register(
+    OpSpec("CumSum", "reduce", cumsum, attrs={"axis": 0, "exclusive": False, "reverse": False})
+)
+register(OpSpec("Range", "source", range_, doc="arange(start, limit, delta) of scalar tensors"))
 register(OpSpec("Pad", "shape", pad, attrs={"pads": (), "mode": "constant", "value": 0.0}))
 register(OpSpec("Cast", "elementwise", cast, attrs={"dtype": "float32"}))
 register(OpSpec("Shape", "source", shape_of, doc="the input's shape as an int64 vector"))
