@@ -175,6 +175,35 @@ def test_auto_pad_conv_and_maxpool(tmp_path: Path, auto_pad: str):
     check(path, {"x": rand(1, 2, 8, 9)})
 
 
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+@pytest.mark.parametrize("include_pad", [0, 1])
+def test_auto_pad_average_pool_counts_only_real_elements(
+    tmp_path: Path, auto_pad: str, include_pad: int
+):
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["h"], auto_pad=auto_pad, strides=[1, 2]),
+        helper.make_node(
+            "AveragePool",
+            ["h"],
+            ["y"],
+            auto_pad=auto_pad,
+            kernel_shape=[2, 3],
+            strides=[2, 1],
+            count_include_pad=include_pad,
+        ),
+    ]
+    path = save(
+        tmp_path / "p.onnx",
+        nodes,
+        [("x", [1, 2, 7, 8])],
+        [("y", [1, 3, "h", "w"])],
+        [("w", rand(3, 2, 3, 2))],
+    )
+    graph = check(path, {"x": rand(1, 2, 7, 8)})
+    if auto_pad != "VALID" and not include_pad:  # the even kernel pads one side more
+        assert [n.op for n in graph.nodes if n.op != "Constant"][-3:] == ["Pad", "AvgPool", "Div"]
+
+
 def test_constant_identity_and_clip_bounds(tmp_path: Path):
     c = helper.make_node
     nodes = [

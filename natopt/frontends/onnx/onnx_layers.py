@@ -1,4 +1,5 @@
-"""Adapters for ONNX layers with weights, normalisation and pooling.
+"""Adapters for ONNX layers with weights and normalisation, and the window padding they share
+with pooling (``onnx_pool``).
 
 - ``Conv``/``ConvTranspose``/``Gemm``/``MatMul`` with a constant ``B``/``BatchNormalization``/
   ``LayerNormalization``/``InstanceNormalization``/``GroupNormalization`` take their
@@ -10,7 +11,6 @@
   spatial input shape must be static); asymmetric pads become a ``Pad`` node before the op
   (``-inf`` for MaxPool), symmetric ones the op's ``padding``.
 - ``InstanceNormalization`` -> ``GroupNorm`` with one group per channel.
-- ``GlobalAveragePool``/``GlobalMaxPool`` -> ``AdaptiveAvgPool``/``AdaptiveMaxPool`` to 1.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from onnx import NodeProto
 from natopt.frontends.onnx.context import Adapter, LiftContext, node_attrs
 from natopt.ir import Value
 
-__all__ = ["LAYER_ADAPTERS"]
+__all__ = ["LAYER_ADAPTERS", "window", "window_pads", "padded"]
 
 
 def _weight(cx: LiftContext, node: NodeProto, index: int, what: str) -> np.ndarray:
@@ -39,7 +39,7 @@ def _optional(cx: LiftContext, node: NodeProto, index: int, what: str) -> np.nda
     return _weight(cx, node, index, what)
 
 
-def _window_pads(
+def window_pads(
     cx: LiftContext, node: NodeProto, x: Value, kernel, strides, dilations
 ) -> tuple[list[int], list[int]]:
     """Begin and end pads per spatial dim, ``auto_pad`` resolved."""
@@ -65,7 +65,7 @@ def _window_pads(
     return begins, ends
 
 
-def _padded(
+def padded(
     cx: LiftContext, node: NodeProto, x: Value, pads: tuple[list[int], list[int]], fill: float
 ) -> tuple[Value, tuple[int, ...]]:
     """``(input, padding)``: symmetric pads go to the op; others to a ``Pad`` node before it."""
@@ -80,7 +80,7 @@ def _padded(
     return pad.output, (0,) * len(begins)
 
 
-def _window(node: NodeProto, n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def window(node: NodeProto, n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     attrs = node_attrs(node)
     return tuple(attrs.get("strides", [1] * n)), tuple(attrs.get("dilations", [1] * n))
 
@@ -89,10 +89,10 @@ def conv(cx: LiftContext, node: NodeProto) -> Value:
     weight = _weight(cx, node, 1, "weight")
     bias = _optional(cx, node, 2, "bias")
     kernel = weight.shape[2:]
-    strides, dilations = _window(node, len(kernel))
+    strides, dilations = window(node, len(kernel))
     x = cx.value(node.input[0])
-    pads = _window_pads(cx, node, x, kernel, strides, dilations)
-    x, padding = _padded(cx, node, x, pads, 0.0)
+    pads = window_pads(cx, node, x, kernel, strides, dilations)
+    x, padding = padded(cx, node, x, pads, 0.0)
     attrs = {
         "stride": strides,
         "padding": padding,
@@ -111,7 +111,7 @@ def conv_transpose(cx: LiftContext, node: NodeProto) -> Value:
     weight = _weight(cx, node, 1, "weight")
     bias = _optional(cx, node, 2, "bias")
     n = weight.ndim - 2
-    strides, dilations = _window(node, n)
+    strides, dilations = window(node, n)
     pads = list(attrs.get("pads", [0] * 2 * n))
     if pads[:n] != pads[n:]:
         raise cx.fail(node, f"asymmetric pads {pads} are not supported")
@@ -234,45 +234,6 @@ def group_norm(cx: LiftContext, node: NodeProto) -> Value:
     return _group_norm(cx, node, int(node_attrs(node)["num_groups"]))
 
 
-def _pool(op: str, fill: float):
-    def adapt(cx: LiftContext, node: NodeProto) -> Value:
-        attrs = node_attrs(node)
-        if len(node.output) > 1 and node.output[1] and cx.use_counts.get(node.output[1], 0):
-            raise cx.fail(node, "the Indices output is not supported")
-        kernel = tuple(attrs["kernel_shape"])
-        strides, dilations = _window(node, len(kernel))
-        x = cx.value(node.input[0])
-        pads = _window_pads(cx, node, x, kernel, strides, dilations)
-        include_pad = bool(attrs.get("count_include_pad", 0))
-        if op == "AvgPool" and pads[0] != pads[1] and not include_pad:
-            raise cx.fail(node, "asymmetric pads with count_include_pad=0 are not supported")
-        x, padding = _padded(cx, node, x, pads, fill)
-        ir_attrs = {
-            "kernel_size": kernel,
-            "stride": strides,
-            "padding": padding,
-            "ceil_mode": bool(attrs.get("ceil_mode", 0)),
-        }
-        if op == "MaxPool":
-            ir_attrs["dilation"] = dilations
-        elif any(d != 1 for d in dilations):
-            raise cx.fail(node, "dilated average pooling is not supported")
-        else:
-            ir_attrs["count_include_pad"] = include_pad
-        return cx.emit(node, op, [x], ir_attrs).output
-
-    return adapt
-
-
-def _global_pool(op: str):
-    def adapt(cx: LiftContext, node: NodeProto) -> Value:
-        x = cx.value(node.input[0])
-        size = (1,) * (len(x.shape or ()) - 2)
-        return cx.emit(node, op, [x], {"output_size": size}).output
-
-    return adapt
-
-
 LAYER_ADAPTERS: dict[str, Adapter] = {
     "Conv": conv,
     "ConvTranspose": conv_transpose,
@@ -282,8 +243,4 @@ LAYER_ADAPTERS: dict[str, Adapter] = {
     "LayerNormalization": layer_norm,
     "InstanceNormalization": instance_norm,
     "GroupNormalization": group_norm,
-    "MaxPool": _pool("MaxPool", float("-inf")),
-    "AveragePool": _pool("AvgPool", 0.0),
-    "GlobalAveragePool": _global_pool("AdaptiveAvgPool"),
-    "GlobalMaxPool": _global_pool("AdaptiveMaxPool"),
 }

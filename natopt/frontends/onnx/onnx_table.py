@@ -3,7 +3,7 @@
 An adapter ``(cx, node) -> Value | list[Value]`` adds the IR node(s) an ONNX node lifts to
 and returns the values of its outputs (see ``context.LiftContext``). Element-wise ops and
 activations map one to one (``Dropout`` and ``Identity`` -> ``Identity``; ``Max``/``Min`` of
-any number of inputs); the others live in ``onnx_layers`` (weights, normalisation, pooling),
+any number of inputs); the others live in ``onnx_layers`` (weights, normalisation), ``onnx_pool``,
 ``onnx_tensor`` (data movement), ``onnx_math`` (variadic sums, PRelu, Tile, CumSum, Range,
 Einsum) and ``onnx_resize`` (Resize):
 
@@ -24,6 +24,7 @@ from onnx import NodeProto
 from natopt.frontends.onnx.context import Adapter, LiftContext, as_tensor, node_attrs
 from natopt.frontends.onnx.onnx_layers import LAYER_ADAPTERS
 from natopt.frontends.onnx.onnx_math import MATH_ADAPTERS
+from natopt.frontends.onnx.onnx_pool import POOL_ADAPTERS
 from natopt.frontends.onnx.onnx_resize import RESIZE_ADAPTERS
 from natopt.frontends.onnx.onnx_tensor import TENSOR_ADAPTERS
 from natopt.ir import Value
@@ -163,6 +164,7 @@ ONNX_ADAPTERS: dict[str, Adapter] = {
     "ReduceMin": _reduce("ReduceMin"),
     "ReduceL2": _reduce("ReduceL2"),
     **LAYER_ADAPTERS,
+    **POOL_ADAPTERS,
     **TENSOR_ADAPTERS,
     **MATH_ADAPTERS,
     **RESIZE_ADAPTERS,
