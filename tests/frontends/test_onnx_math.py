@@ -68,7 +68,9 @@ def test_where_comparisons_and_logic_broadcast(tmp_path: Path):
         c("LessOrEqual", ["a", "b"], ["le"]),
         c("GreaterOrEqual", ["a", "zero"], ["ge"]),
         c("And", ["le", "ge"], ["both"]),
-        c("Or", ["le", "ge"], ["either"]),
+        c("IsNaN", ["a"], ["nan"]),
+        c("Or", ["le", "ge"], ["some"]),
+        c("Or", ["some", "nan"], ["either"]),
         c("Where", ["both", "a", "b"], ["w"]),
         c("Where", ["either", "w", "zero"], ["y"]),
     ]
@@ -140,6 +142,15 @@ def test_range_over_a_dynamic_dim_and_a_static_one(tmp_path: Path):
         graph = check(path, {"x": rand(batch, 7)})
     (range_,) = graph.find("Range")
     assert range_.output.shape == ("b",)
+
+
+def test_gather_elements_with_constant_and_negative_indices(tmp_path: Path):
+    inits = [("idx", np.array([[0, -1, 2], [1, 1, -3]], np.int64))]
+    nodes = [c("Abs", ["x"], ["a"]), c("GatherElements", ["a", "idx"], ["y"], axis=1)]
+    graph = check(
+        save(tmp_path / "g.onnx", nodes, [("x", [2, 4])], [("y", [2, 3])], inits), {"x": rand(2, 4)}
+    )
+    assert graph.find("GatherElements")[0].attrs["axis"] == 1
 
 
 def test_layer_norm_over_two_axes_without_bias(tmp_path: Path):

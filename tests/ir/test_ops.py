@@ -84,6 +84,7 @@ CASES = {
     "Slice": ([r(6, 8)], {"starts": (1, 0), "ends": (5, 8), "axes": (0, 1), "steps": (2, 3)}, {}),
     "Select": ([r(2, 5, 4)], {"axis": 1, "index": 0}, {}),
     "Gather": ([r(5, 4), torch.tensor([[0, -1], [2, 3]])], {"axis": 0}, {}),
+    "GatherElements": ([r(3, 4), torch.tensor([[0, -1], [2, 1]])], {"axis": 1}, {}),
     "Concat": ([r(2, 3), r(2, 5)], {"axis": 1}, {}),
     "Split": ([r(2, 7)], {"axis": 1, "sizes": (3, 4)}, {}),
     "Expand": ([r(1, 3, 1)], {"shape": (2, -1, 4)}, {}),

@@ -43,6 +43,7 @@ _SAME = [
     "Reciprocal",
     "Abs",
     "Not",
+    "IsNaN",
     "Floor",
     "Ceil",
     "Round",

@@ -140,6 +140,12 @@ def gather(cx: LiftContext, node: NodeProto) -> Value:
     return cx.emit(node, "Gather", [x, cx.value(node.input[1])], {"axis": axis}).output
 
 
+def gather_elements(cx: LiftContext, node: NodeProto) -> Value:
+    x, indices = cx.value(node.input[0]), cx.value(node.input[1])
+    axis = int(node_attrs(node).get("axis", 0)) % _rank(x)
+    return cx.emit(node, "GatherElements", [x, indices], {"axis": axis}).output
+
+
 def concat(cx: LiftContext, node: NodeProto) -> Value:
     inputs = [cx.value(name) for name in node.input]
     return cx.emit(node, "Concat", inputs, {"axis": int(node_attrs(node)["axis"])}).output
@@ -206,6 +212,7 @@ TENSOR_ADAPTERS: dict[str, Adapter] = {
     "Unsqueeze": unsqueeze,
     "Slice": slice_,
     "Gather": gather,
+    "GatherElements": gather_elements,
     "Concat": concat,
     "Split": split,
     "Pad": pad,

@@ -123,6 +123,10 @@ def not_(x):
     return torch.logical_not(x)
 
 
+def is_nan(x):
+    return torch.isnan(x)
+
+
 def floor(x):
     return torch.floor(x)
 
@@ -180,6 +184,7 @@ for _name, _impl in [
     ("Reciprocal", reciprocal),
     ("Abs", abs_),
     ("Not", not_),
+    ("IsNaN", is_nan),
     ("Floor", floor),
     ("Ceil", ceil),
     ("Round", round_),

@@ -56,6 +56,12 @@ def gather(x, indices, *, axis=0):
     return picked.reshape(*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :])
 
 
+def gather_elements(x, indices, *, axis=0):
+    """ONNX GatherElements: ``torch.gather`` along ``axis`` (negative indices wrap)."""
+    indices = torch.where(indices < 0, indices + x.shape[axis], indices)
+    return torch.gather(x, axis, indices)
+
+
 def concat(*xs, axis=0):
     return torch.cat(xs, axis)
 
@@ -135,6 +141,7 @@ register(
     )
 )
 register(OpSpec("Gather", "shape", gather, attrs={"axis": 0}))
+register(OpSpec("GatherElements", "shape", gather_elements, attrs={"axis": 0}))
 register(OpSpec("Concat", "shape", concat, attrs={"axis": 0}))
 register(
     OpSpec(
