@@ -153,6 +153,31 @@ def test_sizes_from_a_dynamic_batch_shape_and_upsample_opset9(tmp_path: Path):
     lifted_resize(old, mode="nearest", scales=(2.0, 3.0))
 
 
+@pytest.mark.parametrize("opset", [13, 18])
+def test_sizes_from_dynamic_height_and_width_stay_a_run_time_input(tmp_path: Path, opset: int):
+    c = helper.make_node
+    inits = [("two", np.array([2], np.int64)), ("four", np.array([4], np.int64))]
+    inits += [("k", np.array([2], np.int64))]
+    nodes = [  # interpolate(x, size=(2 * h, 2 * w)) with h and w dynamic
+        c("Shape", ["x"], ["s"]),
+        c("Slice", ["s", "two", "four"], ["hw"]),
+        c("Mul", ["hw", "k"], ["sizes"]),
+        c("Resize", ["x", "", "", "sizes"], ["y"], mode="linear", axes=[2, 3]),
+    ]
+    if opset < 18:  # no axes attribute: full-rank sizes
+        nodes[-1] = c("Resize", ["x", "", "", "full"], ["y"], mode="linear")
+        nodes.insert(-1, c("Slice", ["s", "zero", "two"], ["nc"]))
+        nodes.insert(-1, c("Concat", ["nc", "sizes"], ["full"], axis=0))
+        inits.append(("zero", np.array([0], np.int64)))
+    x = ("x", ["n", 3, "h", "w"])
+    path = save(tmp_path / "hw.onnx", nodes, [x], [("y", ["n", 3, "h2", "w2"])], inits, opset)
+    for side in ((5, 6), (3, 4)):
+        graph = check(path, {"x": rand(2, 3, *side)})
+    assert graph.outputs[0].shape == ("n", 3, "h*2", "w*2")
+    (resize,) = graph.find("Resize")
+    assert resize.attrs["axes"] == ((2, 3) if opset >= 18 else (0, 1, 2, 3))
+
+
 @pytest.mark.parametrize(
     ("attrs", "message"),
     [

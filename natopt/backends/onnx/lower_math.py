@@ -6,7 +6,8 @@
 - ``Resize`` -> ``Resize`` with its ``axes`` attribute from opset 18 (only the resized axes
   listed); before it, full-rank ``scales`` (1 for the other axes) or, with static dims,
   full-rank ``sizes``; ``half_pixel_symmetric`` needs opset 19. A resize with both sizes and
-  scales (a kept aspect ratio) is not lowerable and goes through the torch exporter.
+  scales (a kept aspect ratio) is not lowerable and goes through the torch exporter; run-time
+  sizes stay an input.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def resize(cx: EmitContext, node: Node) -> None:
         "cubic_coeff_a": a["cubic_coeff_a"],
         "exclude_outside": int(a["exclude_outside"]),
     }
+    if len(node.inputs) > 1:  # sizes known at run time, one per axis
+        _run_time_sizes(cx, node, attrs)
+        return
     if not axes:
         cx.add("Identity", [cx.name(x)], cx.out(node))
         return
@@ -78,6 +82,16 @@ def resize(cx: EmitContext, node: Node) -> None:
     else:
         inputs = ["", "", cx.ints(sizes, "sizes")]
     cx.add("Resize", [cx.name(x), *inputs], cx.out(node), **attrs)
+
+
+def _run_time_sizes(cx: EmitContext, node: Node, attrs: dict) -> None:
+    axes = list(node.attrs["axes"])
+    if cx.opset >= 18:
+        attrs["axes"] = axes
+    elif axes != list(range(cx.rank(cx.arg(node, 0)))):
+        raise NotLowerable(f"Resize {node.name}: run-time sizes of some axes need opset 18")
+    inputs = [cx.name(cx.arg(node, 0)), "", "", cx.name(node.inputs[1])]
+    cx.add("Resize", inputs, cx.out(node), **attrs)
 
 
 MATH_EMITTERS = {

@@ -3,7 +3,9 @@
 ``scales`` (floats) or ``sizes`` (ints, possibly with symbols from ``Shape``) must be known
 before run time; an axis whose scale is 1 or whose size equals the input's dim (the same
 symbol, e.g. a dynamic batch) is not resized, and the others become the IR's ``axes`` with
-their ``scales`` or ``sizes``. ``axes`` (opset 18) selects the axes the inputs list;
+their ``scales`` or ``sizes``. Sizes with symbols of their own (``interpolate(size=
+y.shape[-2:])`` with a dynamic height and width) stay a run-time input of the IR op, and the
+output takes those symbols as its dims. ``axes`` (opset 18) selects the axes the inputs list;
 ``keep_aspect_ratio_policy`` ``not_larger``/``not_smaller`` is resolved here into one scale
 and rounded sizes (static dims only). ``tf_crop_and_resize`` and ``antialias=1`` are refused
 with a message; every other mode (``nearest`` with each ``nearest_mode``, ``linear``, ``cubic``
@@ -49,7 +51,9 @@ def resize(cx: LiftContext, node: NodeProto) -> Value:
     given = [i for i in (2, 3) if len(node.input) > i and node.input[i]]
     if (scales is None or scales.size == 0) and (sizes is None or sizes.size == 0):
         if given and any(cx.array(node.input[i]) is None for i in given):
-            raise cx.fail(node, "its scales/sizes must be known before run time (static)")
+            raise cx.fail(
+                node, "its scales/sizes are computed from values at run time; export them static"
+            )
         raise cx.fail(node, "needs a scales or a sizes input")
     ir_attrs: dict[str, object] = {
         "mode": _choice(cx, node, "mode", attrs.get("mode", "nearest"), RESIZE_MODES),
@@ -72,23 +76,44 @@ def resize(cx: LiftContext, node: NodeProto) -> Value:
         ir_attrs.update(axes=tuple(a for a, _ in resized), scales=tuple(s for _, s in resized))
     else:
         targets: list[Dim] = list(sizes.reshape(-1).tolist())  # type: ignore[union-attr]
+        if _dynamic(shape, axes, targets):
+            return _run_time_sizes(cx, node, x, axes, targets, ir_attrs, attrs)
         ir_attrs.update(_sized(cx, node, shape, axes, targets, attrs))
     return cx.emit(node, "Resize", [x], ir_attrs).output
+
+
+def _dynamic(shape, axes, targets) -> bool:
+    """Whether some axis changes size and that size or the input's is symbolic."""
+    return any(
+        t != shape[a] and not (isinstance(t, int) and isinstance(shape[a], int))
+        for a, t in zip(axes, targets, strict=True)
+    )
+
+
+def _run_time_sizes(cx, node, x: Value, axes, targets, ir_attrs, attrs) -> Value:
+    """``Resize(x, sizes)`` with the sizes tensor computed at run time (dynamic dims)."""
+    if attrs.get("keep_aspect_ratio_policy", "stretch") != "stretch":
+        raise cx.fail(node, "keep_aspect_ratio_policy needs static dims; export with a fixed size")
+    out = list(x.shape or ())
+    for a, t in zip(axes, targets, strict=True):
+        out[a] = t
+    ir_attrs["axes"] = tuple(axes)
+    sizes = cx.value(node.input[3])
+    return cx.emit(node, "Resize", [x, sizes], ir_attrs, shapes=[tuple(out)]).output
 
 
 def _sized(cx, node, shape, axes, targets, attrs) -> dict[str, object]:
     """IR ``axes``/``sizes`` (and ``scales`` for a kept aspect ratio) from a sizes input."""
     changed = [(a, t) for a, t in zip(axes, targets, strict=True) if t != shape[a]]
-    for a, t in changed:
-        if not isinstance(t, int) or not isinstance(shape[a], int):
-            raise cx.fail(node, f"axis {a}: resizing {shape[a]!r} to {t!r} needs static sizes")
     policy = attrs.get("keep_aspect_ratio_policy", "stretch")
     if policy == "stretch":
         return {"axes": tuple(a for a, _ in changed), "sizes": tuple(t for _, t in changed)}
     pick = _POLICIES.get(policy)
     dims = [shape[a] for a in axes]
     if pick is None or not all(isinstance(d, int) for d in dims):
-        raise cx.fail(node, f"keep_aspect_ratio_policy {policy!r} needs static dims")
+        raise cx.fail(
+            node, f"keep_aspect_ratio_policy {policy!r} needs static dims; export a fixed size"
+        )
     scale = pick(t / d for t, d in zip(targets, dims, strict=True))
     out = [math.floor(scale * d + 0.5) for d in dims]
     return {"axes": tuple(axes), "sizes": tuple(out), "scales": (scale,) * len(axes)}

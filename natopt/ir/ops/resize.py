@@ -105,6 +105,7 @@ RESIZE_MODES = {"nearest": _nearest, "linear": _linear, "cubic": _cubic}
 
 def resize(
     x,
+    sizes_input=None,
     *,
     axes=(),
     scales=None,
@@ -115,7 +116,13 @@ def resize(
     cubic_coeff_a=-0.75,
     exclude_outside=False,
 ):
-    """Resize ``x`` along ``axes`` (see the module docstring); ``scales``/``sizes`` per axis."""
+    """Resize ``x`` along ``axes`` (see the module docstring); ``scales``/``sizes`` per axis.
+
+    ``sizes_input``, an int64 tensor of one size per axis, gives sizes known only at run time
+    (a dynamic height and width); shape inference cannot run it on meta tensors.
+    """
+    if sizes_input is not None:
+        sizes = [int(v) for v in sizes_input.tolist()]
     interpolate = RESIZE_MODES[mode]
     to_coords = COORDINATE_MODES[coordinate_transformation_mode]
     for k, axis in enumerate(axes):
