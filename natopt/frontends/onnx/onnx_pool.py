@@ -56,7 +56,13 @@ def _pool(op: str, fill: float) -> Adapter:
     return adapt
 
 
-def _real_fraction(cx, node, x: Value, pads, ir_attrs) -> np.ndarray:
+def _real_fraction(
+    cx: LiftContext,
+    node: NodeProto,
+    x: Value,
+    pads: tuple[list[int], list[int]],
+    ir_attrs: dict[str, object],
+) -> np.ndarray:
     """``AvgPool`` (padding counted) of ones padded with zeros: each window's real share."""
     spatial = list(x.shape or ())[2:]
     if not all(isinstance(d, int) for d in spatial):

@@ -16,7 +16,9 @@ with ``cubic_coeff_a`` and ``exclude_outside``, each coordinate transformation) 
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 from onnx import NodeProto
 
 from natopt.frontends.onnx.context import Adapter, LiftContext, node_attrs
@@ -29,13 +31,13 @@ __all__ = ["RESIZE_ADAPTERS"]
 _POLICIES = {"not_larger": min, "not_smaller": max}
 
 
-def _choice(cx: LiftContext, node: NodeProto, name: str, value: str, known) -> str:
+def _choice(cx: LiftContext, node: NodeProto, name: str, value: str, known: dict) -> str:
     if value not in known:
         raise cx.fail(node, f"{name} {value!r} is not supported; supported: {sorted(known)}")
     return value
 
 
-def _input(cx: LiftContext, node: NodeProto, index: int):
+def _input(cx: LiftContext, node: NodeProto, index: int) -> np.ndarray | None:
     return cx.array(node.input[index]) if len(node.input) > index and node.input[index] else None
 
 
@@ -82,7 +84,7 @@ def resize(cx: LiftContext, node: NodeProto) -> Value:
     return cx.emit(node, "Resize", [x], ir_attrs).output
 
 
-def _dynamic(shape, axes, targets) -> bool:
+def _dynamic(shape: list[Dim], axes: list[int], targets: list[Dim]) -> bool:
     """Whether some axis changes size and that size or the input's is symbolic."""
     return any(
         t != shape[a] and not (isinstance(t, int) and isinstance(shape[a], int))
@@ -90,7 +92,15 @@ def _dynamic(shape, axes, targets) -> bool:
     )
 
 
-def _run_time_sizes(cx, node, x: Value, axes, targets, ir_attrs, attrs) -> Value:
+def _run_time_sizes(
+    cx: LiftContext,
+    node: NodeProto,
+    x: Value,
+    axes: list[int],
+    targets: list[Dim],
+    ir_attrs: dict[str, object],
+    attrs: dict[str, Any],
+) -> Value:
     """``Resize(x, sizes)`` with the sizes tensor computed at run time (dynamic dims)."""
     if attrs.get("keep_aspect_ratio_policy", "stretch") != "stretch":
         raise cx.fail(node, "keep_aspect_ratio_policy needs static dims; export with a fixed size")
@@ -102,7 +112,14 @@ def _run_time_sizes(cx, node, x: Value, axes, targets, ir_attrs, attrs) -> Value
     return cx.emit(node, "Resize", [x, sizes], ir_attrs, shapes=[tuple(out)]).output
 
 
-def _sized(cx, node, shape, axes, targets, attrs) -> dict[str, object]:
+def _sized(
+    cx: LiftContext,
+    node: NodeProto,
+    shape: list[Dim],
+    axes: list[int],
+    targets: list[Dim],
+    attrs: dict[str, Any],
+) -> dict[str, object]:
     """IR ``axes``/``sizes`` (and ``scales`` for a kept aspect ratio) from a sizes input."""
     changed = [(a, t) for a, t in zip(axes, targets, strict=True) if t != shape[a]]
     policy = attrs.get("keep_aspect_ratio_policy", "stretch")
