@@ -105,6 +105,23 @@ def test_tile_expand_cumsum_and_reductions(tmp_path: Path):
     ]
 
 
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize("last", [0, 1])
+def test_arg_max_and_min_with_ties(tmp_path: Path, op: str, last: int):
+    nodes = [
+        c("Round", ["x"], ["r"]),  # small integers: ties
+        c(op, ["r"], ["y"], axis=-1, keepdims=0, select_last_index=last),
+        c(op, ["r"], ["z"], axis=1),
+    ]
+    outputs = [("y", [2, 3, 4], TensorProto.INT64), ("z", [2, 1, 4, 5], TensorProto.INT64)]
+    graph = check(save(tmp_path / "a.onnx", nodes, [X], outputs), {"x": rand(2, 3, 4, 5)})
+    assert graph.find(op)[0].attrs == {
+        "axis": 3,
+        "keepdims": False,
+        "select_last_index": bool(last),
+    }
+
+
 @pytest.mark.parametrize(
     ("equation", "shapes", "out"),
     [

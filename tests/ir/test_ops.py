@@ -52,6 +52,12 @@ CASES = {
     "ReduceMax": ([r(2, 3, 4)], {"axes": (0,)}, {}),
     "ReduceMin": ([r(2, 3, 4)], {"axes": (1,), "keepdims": False}, {}),
     "ReduceL2": ([r(2, 3, 4)], {"axes": (0, 2)}, {}),
+    "ArgMax": ([torch.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 2.0]])], {"axis": 1}, {}),
+    "ArgMin": (
+        [torch.tensor([[1.0, 3.0, 1.0], [2.0, 0.0, 0.0]])],
+        {"axis": 1, "keepdims": False, "select_last_index": True},
+        {},
+    ),
     "Max": ([r(2, 3, 4), r(3, 1), r(4)], {}, {}),
     "Min": ([r(2, 3, 4), r(3, 1), r(4)], {}, {}),
     "PRelu": ([r(2, 3, 4)], {}, {"weight": r(3, 1)}),

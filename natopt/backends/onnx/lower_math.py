@@ -1,5 +1,5 @@
 """Emitters for the IR math ops that need more than a renaming: ``PRelu`` (its weight),
-``Mish``, ``Tile``, ``CumSum`` and ``Resize``.
+``Mish``, ``ArgMax``/``ArgMin``, ``Tile``, ``CumSum`` and ``Resize``.
 
 - ``Mish`` -> ``Mish`` from opset 18, else ``x * tanh(softplus(x))``;
 - ``Tile`` repeats and the ``CumSum`` axis become int64 initializers;
@@ -94,7 +94,17 @@ def _run_time_sizes(cx: EmitContext, node: Node, attrs: dict) -> None:
     cx.add("Resize", inputs, cx.out(node), **attrs)
 
 
+def _arg(op_type: str):
+    def emit(cx: EmitContext, node: Node) -> None:
+        flags = {k: int(node.attrs[k]) for k in ("keepdims", "select_last_index")}
+        cx.add(op_type, cx.inputs(node), cx.out(node), axis=node.attrs["axis"], **flags)
+
+    return emit
+
+
 MATH_EMITTERS = {
+    "ArgMax": _arg("ArgMax"),
+    "ArgMin": _arg("ArgMin"),
     "PRelu": prelu,
     "Mish": mish,
     "Tile": tile,

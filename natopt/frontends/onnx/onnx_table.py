@@ -11,7 +11,8 @@ Einsum) and ``onnx_resize`` (Resize):
 - ``Add(Linear(x), b)`` with a constant ``[out]`` bias and a bias-free ``Linear`` read only
   there -> the ``Linear`` takes ``b`` as its bias (``MatMul`` + ``Add`` as exporters write
   a rank-3 ``nn.Linear``);
-- ``Reduce*``: axes from the attribute or the input; no axes reduces every axis.
+- ``Reduce*``: axes from the attribute or the input; no axes reduces every axis;
+  ``ArgMax``/``ArgMin`` keep ``axis``, ``keepdims`` and ``select_last_index``.
 
 ``Constant`` and everything computable before run time never reach the table (``fold``).
 """
@@ -134,6 +135,20 @@ def dropout(cx: LiftContext, node: NodeProto) -> Value:
     return cx.emit(node, "Identity", [cx.value(node.input[0])]).output
 
 
+def _arg(op: str) -> Adapter:
+    def adapt(cx: LiftContext, node: NodeProto) -> Value:
+        attrs = node_attrs(node)
+        x = cx.value(node.input[0])
+        ir_attrs = {
+            "axis": int(attrs.get("axis", 0)) % len(x.shape or (1,)),
+            "keepdims": bool(attrs.get("keepdims", 1)),
+            "select_last_index": bool(attrs.get("select_last_index", 0)),
+        }
+        return cx.emit(node, op, [x], ir_attrs).output
+
+    return adapt
+
+
 def _reduce(op: str) -> Adapter:
     def adapt(cx: LiftContext, node: NodeProto) -> Value:
         attrs = node_attrs(node)
@@ -164,6 +179,8 @@ ONNX_ADAPTERS: dict[str, Adapter] = {
     "ReduceMax": _reduce("ReduceMax"),
     "ReduceMin": _reduce("ReduceMin"),
     "ReduceL2": _reduce("ReduceL2"),
+    "ArgMax": _arg("ArgMax"),
+    "ArgMin": _arg("ArgMin"),
     **LAYER_ADAPTERS,
     **POOL_ADAPTERS,
     **TENSOR_ADAPTERS,

@@ -93,6 +93,21 @@ def reduce_l2(x, *, axes=None, keepdims=True):
     return torch.linalg.vector_norm(x, dim=axes, keepdim=keepdims)
 
 
+def _arg(pick):
+    def impl(x, *, axis=0, keepdims=True, select_last_index=False):
+        """ONNX ArgMax/ArgMin: int64 indices along ``axis``; ties pick the first index, or the
+        last with ``select_last_index``."""
+        if not select_last_index:
+            return pick(x, axis, keepdim=keepdims)
+        last = x.shape[axis] - 1
+        return last - pick(torch.flip(x, (axis,)), axis, keepdim=keepdims)
+
+    return impl
+
+
+arg_max, arg_min = _arg(torch.argmax), _arg(torch.argmin)
+
+
 for _name, _impl in [
     ("Add", add),
     ("Sub", sub),
@@ -120,3 +135,13 @@ for _name, _impl in [
     ("ReduceL2", reduce_l2),
 ]:
     register(OpSpec(_name, "reduce", _impl, attrs={"axes": None, "keepdims": True}))
+
+for _name, _impl in [("ArgMax", arg_max), ("ArgMin", arg_min)]:
+    register(
+        OpSpec(
+            _name,
+            "reduce",
+            _impl,
+            attrs={"axis": 0, "keepdims": True, "select_last_index": False},
+        )
+    )
