@@ -204,6 +204,29 @@ def test_auto_pad_average_pool_counts_only_real_elements(
         assert [n.op for n in graph.nodes if n.op != "Constant"][-3:] == ["Pad", "AvgPool", "Div"]
 
 
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"auto_pad": "SAME_UPPER"},
+        {"auto_pad": "SAME_LOWER"},
+        {"auto_pad": "VALID"},
+        {"pads": [0, 1, 2, 1]},
+        {"output_shape": [9, 10]},
+        {"output_shape": [8, 11], "output_padding": [1, 1]},
+    ],
+)
+def test_conv_transpose_auto_pad_output_shape_and_asymmetric_pads(tmp_path: Path, attrs: dict):
+    node = helper.make_node(
+        "ConvTranspose", ["x", "up.weight", "up.bias"], ["y"], strides=[2, 2], **attrs
+    )
+    inits = [("up.weight", rand(2, 3, 3, 4)), ("up.bias", rand(3))]
+    path = save(
+        tmp_path / "ct.onnx", [node], [("x", [1, 2, 4, 5])], [("y", [1, 3, "h", "w"])], inits
+    )
+    graph = check(path, {"x": rand(1, 2, 4, 5)})
+    assert graph.find("ConvTranspose")[0].source == "up"
+
+
 def test_constant_identity_and_clip_bounds(tmp_path: Path):
     c = helper.make_node
     nodes = [

@@ -9,7 +9,9 @@ with pooling (``onnx_pool``).
   ``Linear`` with ``weight = B^T`` (any input rank).
 - Window padding: ``auto_pad`` SAME_UPPER / SAME_LOWER / VALID become explicit pads (the
   spatial input shape must be static); asymmetric pads become a ``Pad`` node before the op
-  (``-inf`` for MaxPool), symmetric ones the op's ``padding``.
+  (``-inf`` for MaxPool), symmetric ones the op's ``padding``. ``ConvTranspose`` pads crop
+  its output instead: asymmetric ones (or ``auto_pad``/``output_shape``) are a ``Slice``
+  after it.
 - ``InstanceNormalization`` -> ``GroupNorm`` with one group per channel.
 """
 
@@ -105,27 +107,79 @@ def conv(cx: LiftContext, node: NodeProto) -> Value:
 
 
 def conv_transpose(cx: LiftContext, node: NodeProto) -> Value:
+    """Symmetric pads -> the op's ``padding``; asymmetric ones (explicit, ``auto_pad`` SAME_*,
+    or an ``output_shape``) -> ``ConvTranspose`` without padding, then a ``Slice`` crop."""
     attrs = node_attrs(node)
-    if "output_shape" in attrs or attrs.get("auto_pad", "NOTSET") != "NOTSET":
-        raise cx.fail(node, "output_shape / auto_pad are not supported; export explicit pads")
     weight = _weight(cx, node, 1, "weight")
     bias = _optional(cx, node, 2, "bias")
     n = weight.ndim - 2
     strides, dilations = window(node, n)
-    pads = list(attrs.get("pads", [0] * 2 * n))
-    if pads[:n] != pads[n:]:
-        raise cx.fail(node, f"asymmetric pads {pads} are not supported")
+    output_padding = tuple(attrs.get("output_padding", [0] * n))
+    x = cx.value(node.input[0])
+    begins, ends = _transpose_pads(cx, node, x, weight.shape[2:], strides, dilations)
+    symmetric = begins == ends
     ir_attrs = {
         "stride": strides,
-        "padding": tuple(pads[:n]),
-        "output_padding": tuple(attrs.get("output_padding", [0] * n)),
+        "padding": tuple(begins) if symmetric else (0,) * n,
+        "output_padding": output_padding,
         "dilation": dilations,
         "groups": int(attrs.get("group", 1)),
     }
     weights = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
     source = cx.source(node, *node.input[1:3])
-    x = cx.value(node.input[0])
-    return cx.emit(node, "ConvTranspose", [x], ir_attrs, weights, source=source).output
+    suffix = "" if symmetric else ".full"
+    y = cx.emit(node, "ConvTranspose", [x], ir_attrs, weights, source=source, suffix=suffix)
+    if symmetric:
+        return y.output
+    crop = {
+        "starts": tuple(begins),
+        "ends": tuple(-e if e else _END for e in ends),
+        "axes": tuple(range(2, 2 + n)),
+        "steps": (1,) * n,
+    }
+    return cx.emit(node, "Slice", [y.output], crop).output
+
+
+_END = 2**63 - 1  # a Slice end past any dim
+
+
+def _transpose_pads(
+    cx: LiftContext,
+    node: NodeProto,
+    x: Value,
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilations: tuple[int, ...],
+) -> tuple[list[int], list[int]]:
+    """Begin and end pads of a ``ConvTranspose``: explicit, or the total padding that gives
+    ``output_shape`` (``input * stride`` for ``auto_pad`` SAME_*) split by ``auto_pad``."""
+    attrs = node_attrs(node)
+    n = len(kernel)
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad == "VALID":
+        return [0] * n, [0] * n
+    if auto_pad == "NOTSET" and "output_shape" not in attrs:
+        pads = list(attrs.get("pads", [0] * 2 * n))
+        return pads[:n], pads[n:]
+    spatial = list(x.shape or ())[2:]
+    if len(spatial) != n or not all(isinstance(d, int) for d in spatial):
+        raise cx.fail(node, "output_shape / auto_pad need a static spatial input shape")
+    targets = list(attrs.get("output_shape", []))[-n:]
+    if not targets:  # auto_pad SAME_*: the input times the stride
+        targets = [size * s for size, s in zip(spatial, strides, strict=True)]
+    output_padding = list(attrs.get("output_padding", [0] * n))
+    begins, ends = [], []
+    for size, k, s, d, extra, out in zip(
+        spatial, kernel, strides, dilations, output_padding, targets, strict=True
+    ):
+        total = s * (size - 1) + extra + (k - 1) * d + 1 - out
+        if total < 0:
+            raise cx.fail(node, f"output_shape {targets} is larger than the full output")
+        small, large = total // 2, total - total // 2
+        begin, end = (large, small) if auto_pad == "SAME_LOWER" else (small, large)
+        begins.append(begin)
+        ends.append(end)
+    return begins, ends
 
 
 def _as_bias(c: np.ndarray | None, out: int) -> np.ndarray | None:
