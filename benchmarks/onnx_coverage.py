@@ -8,7 +8,7 @@ frontend does not support, or the error), the round trips' max |diff| relative t
 output's scale (max |onnxruntime output|) for ``to_torch(graph)`` and for ``to_onnx(graph)``
 (both against onnxruntime on the exported file, at batch 2 and at batch 3 for ``to_onnx``),
 and the export and lift times. Models: torchvision classification and segmentation, timm
-families (``pretrained=False``) and, when ``transformers`` is importable, a BERT-style
+families (``pretrained=False``), a detector, and, when ``transformers`` is importable, a BERT-style
 encoder built from a small config. Results go to ``benchmarks/results/onnx_coverage.json``
 after every model, so an interrupted run keeps what it measured.
 
@@ -83,7 +83,9 @@ CORPUS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]]
     "shufflenet_v2_x0_5": (lambda: tv.shufflenet_v2_x0_5(weights=None), _image(64)),
     "squeezenet1_1": (lambda: tv.squeezenet1_1(weights=None), _image(64)),
     "densenet121": (lambda: tv.densenet121(weights=None), _image(64)),
+    "mnasnet0_5": (lambda: tv.mnasnet0_5(weights=None), _image(64)),
     "swin_t": (lambda: tv.swin_t(weights=None), _image(224)),
+    "maxvit_t": (lambda: tv.maxvit_t(weights=None), _image(224)),
     "vit_b_16": (lambda: tv.vit_b_16(weights=None), _image(224)),
     "lraspp_mobilenet_v3_large": (
         lambda: seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None),
@@ -97,6 +99,12 @@ CORPUS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]]
         lambda: seg.fcn_resnet50(weights=None, weights_backbone=None, aux_loss=False),
         _image(64),
     ),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": (
+        lambda: torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+            weights=None, weights_backbone=None
+        ),
+        _image(128),
+    ),
     "timm_convnext_atto": (_timm("convnext_atto"), _image(64)),
     "timm_resnet10t": (_timm("resnet10t"), _image(64)),
     "timm_vit_tiny_patch16_224": (_timm("vit_tiny_patch16_224"), _image(224)),
@@ -106,12 +114,21 @@ CORPUS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]]
     "timm_ghostnet_100": (_timm("ghostnet_100"), _image(64)),
     "timm_regnetx_002": (_timm("regnetx_002"), _image(64)),
     "timm_levit_128s": (_timm("levit_128s"), _image(224)),
+    "timm_hrnet_w18_small": (_timm("hrnet_w18_small"), _image(64)),
+    "timm_nf_resnet26": (_timm("nf_resnet26"), _image(64)),
+    "timm_tf_efficientnet_b0": (_timm("tf_efficientnet_b0"), _image(64)),
+    "timm_mixnet_s": (_timm("mixnet_s"), _image(64)),
+    "timm_mobilenetv4_conv_small": (_timm("mobilenetv4_conv_small"), _image(64)),
+    "timm_fastvit_t8": (_timm("fastvit_t8"), _image(64)),
+    "timm_coatnet_nano_rw_224": (_timm("coatnet_nano_rw_224"), _image(224)),
+    "timm_eva02_tiny_patch14_224": (_timm("eva02_tiny_patch14_224"), _image(224)),
     "bert_tiny_config": (_bert, _tokens),
 }
 
 
 class FirstOutput(nn.Module):
-    """The main tensor of a model's output (``{"out": ...}``, ``last_hidden_state``, ...)."""
+    """The main tensor of a model's output: ``{"out": ...}``, a tuple's or list's first item,
+    a dict's first value (``last_hidden_state``, detection ``boxes``)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -119,9 +136,12 @@ class FirstOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)
-        if isinstance(out, dict):
-            return out["out"] if "out" in out else next(iter(out.values()))
-        return out[0] if isinstance(out, tuple) else out
+        while not isinstance(out, torch.Tensor):  # detection: [{"boxes": ...}] -> boxes
+            if isinstance(out, dict):
+                out = out["out"] if "out" in out else next(iter(out.values()))
+            else:
+                out = out[0]
+        return out
 
 
 @dataclass(slots=True)
@@ -209,6 +229,9 @@ def measure(name: str, exporter: str, folder: Path) -> Row:
         return row
     except NatoptError as exc:
         row.error = " ".join(str(exc).split())[:200]
+        return row
+    except Exception as exc:  # a natopt bug: recorded, and the corpus goes on
+        row.error = f"lift crashed: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
         return row
     row.lift_s = time.perf_counter() - start
     row.lifted, row.nodes = True, len(graph)

@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx_support import F, check, rand, save
 
-from natopt.errors import UnsupportedOpError
+from natopt.errors import FrontendError, UnsupportedOpError
 from natopt.frontends.onnx import lift_onnx, supported_ops
 
 
@@ -368,3 +368,13 @@ def test_gelu_op_and_static_expand_at_opset20(tmp_path: Path):
     graph = check(path, {"x": rand(3, 1)})
     assert graph.find("Expand")[0].attrs["shape"] == (2, -1, 4)
     assert graph.find("Gelu")[0].attrs["approximate"] == "tanh"
+
+
+def test_fixed_split_of_a_dynamic_batch_is_a_clear_error(tmp_path: Path):
+    """A model traced at batch 2 that splits its batch into [1, 1] cannot run at batch 3."""
+    inits = [("sizes", np.array([1, 1], np.int64))]
+    node = helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=0, name="per_image")
+    outputs = [("a", [1, 4]), ("b", [1, 4])]
+    path = save(tmp_path / "s.onnx", [node], [("x", ["batch", 4])], outputs, inits)
+    with pytest.raises(FrontendError, match=r"node per_image \(Split\).*exported for size 2"):
+        lift_onnx(path)

@@ -72,6 +72,11 @@ def resize(cx: LiftContext, node: NodeProto) -> Value:
         "cubic_coeff_a": float(attrs.get("cubic_coeff_a", -0.75)),
         "exclude_outside": bool(attrs.get("exclude_outside", 0)),
     }
+    given_size = scales.size if scales is not None and scales.size else sizes.size  # type: ignore[union-attr]
+    if given_size != len(axes):
+        raise cx.fail(
+            node, f"has {given_size} scales/sizes for {len(axes)} axes of its input {shape}"
+        )
     if scales is not None and scales.size:
         pairs = [(a, float(s)) for a, s in zip(axes, scales.reshape(-1).tolist(), strict=True)]
         resized = [(a, s) for a, s in pairs if s != 1.0]

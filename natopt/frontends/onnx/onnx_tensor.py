@@ -163,6 +163,13 @@ def split(cx: LiftContext, node: NodeProto) -> list[Value]:
         parts = int(attrs.get("num_outputs", len(node.output)))
         chunk = -(-size // parts)
         sizes = tuple(min(chunk, size - i * chunk) for i in range(parts))
+    dim = (x.shape or ())[axis]
+    if not isinstance(dim, int):  # fixed sizes of a dynamic dim: traced at one size only
+        raise cx.fail(
+            node,
+            f"splits the dynamic dim {dim!r} into fixed sizes {list(sizes)}: the model was "
+            f"exported for size {sum(sizes)} on axis {axis} only; export it with that dim static",
+        )
     ir_node = cx.emit(node, "Split", [x], {"axis": axis, "sizes": tuple(sizes)})
     return list(ir_node.outputs)
 
