@@ -378,3 +378,23 @@ def test_fixed_split_of_a_dynamic_batch_is_a_clear_error(tmp_path: Path):
     path = save(tmp_path / "s.onnx", [node], [("x", ["batch", 4])], outputs, inits)
     with pytest.raises(FrontendError, match=r"node per_image \(Split\).*exported for size 2"):
         lift_onnx(path)
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends", "axes", "steps"),
+    [
+        ([-1], [np.iinfo(np.int64).min], [1], [-1]),  # reverse, as torch.flip exports
+        ([5, 0], [0, 4], [2, 1], [-2, 1]),
+        ([100, -2], [-100, 1], [3, 2], [-3, -1]),
+    ],
+)
+def test_negative_step_slices(tmp_path: Path, starts, ends, axes, steps):
+    inits = [
+        (name, np.array(v, np.int64))
+        for name, v in zip(("st", "en", "ax", "sp"), (starts, ends, axes, steps), strict=True)
+    ]
+    node = helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])
+    path = save(
+        tmp_path / "n.onnx", [node], [("x", [2, 5, 6, 7])], [("y", ["a", "b", "c", "d"])], inits
+    )
+    check(path, {"x": rand(2, 5, 6, 7)})

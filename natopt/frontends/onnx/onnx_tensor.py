@@ -108,8 +108,8 @@ def slice_(cx: LiftContext, node: NodeProto) -> Value:
         raise cx.fail(node, "needs starts and ends inputs")
     axes = cx.ints(node, 3, "axes") or tuple(range(len(starts)))
     steps = cx.ints(node, 4, "steps") or (1,) * len(starts)
-    if any(s <= 0 for s in steps):
-        raise cx.fail(node, f"steps {steps} must be positive")
+    if 0 in steps:
+        raise cx.fail(node, f"steps {steps} must not be zero")
     attrs = {
         "starts": starts,
         "ends": ends,

@@ -38,10 +38,22 @@ def unsqueeze(x, *, axes=(0,)):
 
 
 def slice_(x, *, starts=(), ends=(), axes=(), steps=()):
+    """Python slicing per axis; a negative step (ONNX: ``Slice(x, -1, INT64_MIN, -1)``
+    reverses) walks down from ``start`` to above ``end``, both clamped into the axis."""
     index = [slice(None)] * x.dim()
+    backwards = []
     for start, end, axis, step in zip(starts, ends, axes, steps or (1,) * len(axes), strict=True):
-        index[axis] = slice(start, end, step)
-    return x[tuple(index)]
+        if step > 0:
+            index[axis] = slice(start, end, step)
+        else:
+            backwards.append((start, end, axis, step))
+    x = x[tuple(index)]
+    for start, end, axis, step in backwards:
+        length = x.shape[axis]
+        first = min(max(start + length if start < 0 else start, 0), length - 1)
+        last = min(max(end + length if end < 0 else end, -1), length - 1)
+        x = x.index_select(axis, torch.arange(first, last, step, device=x.device))
+    return x
 
 
 def select(x, *, axis=0, index=0):
