@@ -122,6 +122,20 @@ def test_arg_max_and_min_with_ties(tmp_path: Path, op: str, last: int):
     }
 
 
+@pytest.mark.parametrize("largest", [0, 1])
+def test_top_k_values_and_indices(tmp_path: Path, largest: int):
+    inits = [("k", np.array([3], np.int64))]
+    node = c("TopK", ["x", "k"], ["values", "indices"], axis=2, largest=largest)
+    outputs = [("values", [2, 3, 3, 5]), ("indices", [2, 3, 3, 5], TensorProto.INT64)]
+    graph = check(save(tmp_path / "k.onnx", [node], [X], outputs, inits), {"x": rand(2, 3, 4, 5)})
+    assert graph.find("TopK")[0].attrs == {
+        "k": 3,
+        "axis": 2,
+        "largest": bool(largest),
+        "sorted": True,
+    }
+
+
 @pytest.mark.parametrize(
     ("equation", "shapes", "out"),
     [

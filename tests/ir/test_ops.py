@@ -58,6 +58,7 @@ CASES = {
         {"axis": 1, "keepdims": False, "select_last_index": True},
         {},
     ),
+    "TopK": ([r(2, 5, 3)], {"k": 2, "axis": 1, "largest": False}, {}),
     "Max": ([r(2, 3, 4), r(3, 1), r(4)], {}, {}),
     "Min": ([r(2, 3, 4), r(3, 1), r(4)], {}, {}),
     "PRelu": ([r(2, 3, 4)], {}, {"weight": r(3, 1)}),

@@ -1,5 +1,5 @@
 """Emitters for the IR math ops that need more than a renaming: ``PRelu`` (its weight),
-``Mish``, ``ArgMax``/``ArgMin``, ``Tile``, ``CumSum`` and ``Resize``.
+``Mish``, ``ArgMax``/``ArgMin``, ``TopK``, ``Tile``, ``CumSum`` and ``Resize``.
 
 - ``Mish`` -> ``Mish`` from opset 18, else ``x * tanh(softplus(x))``;
 - ``Tile`` repeats and the ``CumSum`` axis become int64 initializers;
@@ -41,6 +41,13 @@ def cumsum(cx: EmitContext, node: Node) -> None:
     axis = cx.tensor(np.array(node.attrs["axis"], dtype=np.int64), "axis")
     flags = {"exclusive": int(node.attrs["exclusive"]), "reverse": int(node.attrs["reverse"])}
     cx.add("CumSum", [cx.name(cx.arg(node, 0)), axis], cx.out(node), **flags)
+
+
+def top_k(cx: EmitContext, node: Node) -> None:
+    k = cx.ints([node.attrs["k"]], "k")
+    flags = {"largest": int(node.attrs["largest"]), "sorted": int(node.attrs["sorted"])}
+    outputs = [cx.out(node, 0), cx.out(node, 1)]
+    cx.add("TopK", [cx.name(cx.arg(node, 0)), k], outputs, axis=node.attrs["axis"], **flags)
 
 
 def resize(cx: EmitContext, node: Node) -> None:
@@ -109,5 +116,6 @@ MATH_EMITTERS = {
     "Mish": mish,
     "Tile": tile,
     "CumSum": cumsum,
+    "TopK": top_k,
     "Resize": resize,
 }

@@ -1,5 +1,5 @@
 """Adapters for ONNX math ops that are not one to one: variadic sums, PRelu, Tile, CumSum,
-Range and Einsum.
+Range, Einsum and TopK.
 
 - ``Sum(a, b, c)`` -> ``Add(Add(a, b), c)`` and ``Mean`` -> that sum ``Div`` by the count, so
   residual merges stay ``Add`` nodes the passes know (one input: ``Identity``);
@@ -8,7 +8,8 @@ Range and Einsum.
 - ``Range(start, limit, delta)`` known only at run time (a limit from a dynamic dim) ->
   ``Range`` whose output length is the symbol (``start = 0``, ``delta = 1``) or ONNX's own
   inferred shape;
-- ``Einsum(equation)`` -> ``Einsum`` (torch reads the same notation).
+- ``Einsum(equation)`` -> ``Einsum`` (torch reads the same notation);
+- ``TopK(x, k)`` with a constant ``k`` -> ``TopK`` (values and indices).
 """
 
 from __future__ import annotations
@@ -88,6 +89,19 @@ def einsum(cx: LiftContext, node: NodeProto) -> Value:
     return cx.emit(node, "Einsum", inputs, {"equation": equation}).output
 
 
+def top_k(cx: LiftContext, node: NodeProto) -> list[Value]:
+    attrs = node_attrs(node)
+    (k,) = cx.ints(node, 1, "k") or (0,)
+    x = cx.value(node.input[0])
+    ir_attrs = {
+        "k": k,
+        "axis": int(attrs.get("axis", -1)) % len(x.shape or (1,)),
+        "largest": bool(attrs.get("largest", 1)),
+        "sorted": bool(attrs.get("sorted", 1)),
+    }
+    return list(cx.emit(node, "TopK", [x], ir_attrs, num_outputs=2).outputs)
+
+
 MATH_ADAPTERS: dict[str, Adapter] = {
     "Sum": sum_,
     "Mean": mean,
@@ -96,4 +110,5 @@ MATH_ADAPTERS: dict[str, Adapter] = {
     "CumSum": cumsum,
     "Range": range_,
     "Einsum": einsum,
+    "TopK": top_k,
 }

@@ -108,6 +108,12 @@ def _arg(pick):
 arg_max, arg_min = _arg(torch.argmax), _arg(torch.argmin)
 
 
+def top_k(x, *, k=1, axis=-1, largest=True, sorted=True):  # noqa: A002  (ONNX's name)
+    """ONNX TopK: the ``k`` largest (or smallest) values along ``axis`` and their indices."""
+    values, indices = torch.topk(x, k, axis, largest, sorted)
+    return values, indices
+
+
 for _name, _impl in [
     ("Add", add),
     ("Sub", sub),
@@ -135,6 +141,17 @@ for _name, _impl in [
     ("ReduceL2", reduce_l2),
 ]:
     register(OpSpec(_name, "reduce", _impl, attrs={"axes": None, "keepdims": True}))
+
+register(
+    OpSpec(
+        "TopK",
+        "reduce",
+        top_k,
+        attrs={"k": 1, "axis": -1, "largest": True, "sorted": True},
+        num_outputs=lambda attrs: 2,
+        doc="(values, int64 indices) of the k largest or smallest along axis",
+    )
+)
 
 for _name, _impl in [("ArgMax", arg_max), ("ArgMin", arg_min)]:
     register(
