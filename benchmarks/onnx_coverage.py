@@ -43,6 +43,15 @@ __all__ = ["CORPUS", "Row", "measure", "main"]
 
 RESULTS = Path(__file__).parent / "results" / "onnx_coverage.json"
 _MISSING_OP = re.compile(r"op (\S+) \(node ")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _clean(message: str, path: Path, limit: int = 160) -> str:
+    """One line, no terminal colours, the temporary file named by its file name only."""
+    text = _ANSI.sub("", " ".join(message.split())).replace(str(path), path.name)
+    return text[:limit]
+
+
 tv = torchvision.models
 seg = torchvision.models.segmentation
 
@@ -216,7 +225,7 @@ def measure(name: str, exporter: str, folder: Path) -> Row:
     try:
         _export(model, x, path, exporter)
     except Exception as exc:  # an exporter failure is a row, not a crash
-        row.error = f"export failed: {' '.join(str(exc).split())[:160]}"
+        row.error = f"export failed: {_clean(str(exc), path)}"
         return row
     row.export_s = time.perf_counter() - start
     start = time.perf_counter()
@@ -225,13 +234,13 @@ def measure(name: str, exporter: str, folder: Path) -> Row:
     except UnsupportedOpError as exc:
         found = _MISSING_OP.search(str(exc))
         row.missing_op = found.group(1) if found else None
-        row.error = str(exc).split("; supported ops")[0][-200:]
+        row.error = _clean(str(exc).split("; supported ops")[0], path, 200)
         return row
     except NatoptError as exc:
-        row.error = " ".join(str(exc).split())[:200]
+        row.error = _clean(str(exc), path, 200)
         return row
     except Exception as exc:  # a natopt bug: recorded, and the corpus goes on
-        row.error = f"lift crashed: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+        row.error = f"lift crashed: {type(exc).__name__}: {_clean(str(exc), path)}"
         return row
     row.lift_s = time.perf_counter() - start
     row.lifted, row.nodes = True, len(graph)
@@ -247,7 +256,7 @@ def measure(name: str, exporter: str, folder: Path) -> Row:
             _rel(expected, _run(written, x)), _rel(_run(path, x3), _run(written, x3))
         )
     except Exception as exc:  # a failed round trip is a row, not a crash
-        row.error = f"round trip failed: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+        row.error = f"round trip failed: {type(exc).__name__}: {_clean(str(exc), path)}"
     return row
 
 
