@@ -36,7 +36,7 @@ from natopt.backends import to_onnx
 from natopt.frontends.onnx import lift_onnx
 from natopt.frontends.torch import lift_torch
 
-__all__ = ["MODELS", "main"]
+__all__ = ["MODELS", "build", "randomise", "main"]
 
 MODELS: dict[str, Callable[[], nn.Module]] = {
     "resnet18": lambda: torchvision.models.resnet18(weights=None),
@@ -53,7 +53,11 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
 def build(name: str) -> nn.Module:
     """The model in eval mode with random statistics, so every layer shows in its output."""
     torch.manual_seed(0)
-    model = MODELS[name]().eval()
+    return randomise(MODELS[name]().eval())
+
+
+def randomise(model: nn.Module) -> nn.Module:
+    """Random batch-norm statistics and redrawn all-zero matrices (classifier heads)."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):

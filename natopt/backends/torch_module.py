@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Iterable
 from keyword import iskeyword
 from typing import Any
 
@@ -28,15 +29,29 @@ WEIGHT_PATHS = "natopt_weight_paths"
 _INVALID = re.compile(r"[^A-Za-z0-9_.]")
 
 
-def _module_path(node: Node, taken: set[str]) -> str:
+def _module_path(root: nn.Module, node: Node, taken: set[str]) -> str:
     base = _INVALID.sub("_", node.source or node.name).strip(".") or "node"
     parts = base.split(".")
     base = ".".join(f"{p}_" if hasattr(nn.Module, p) or iskeyword(p) else p or "_" for p in parts)
     path, k = base, 1
-    while path in taken:
+    while path in taken or not _free(root, path, node.weights):
         path, k = f"{base}_{k}", k + 1
     taken.add(path)
     return path
+
+
+def _free(root: nn.Module, path: str, names: Iterable[str]) -> bool:
+    """Whether ``path`` can hold ``names``: no tensor on the way (a parameter ``a.scale`` and
+    a node whose source is ``a.scale``), no submodule already called like one of them."""
+    module = root
+    for part in path.split("."):
+        child = getattr(module, part, None)
+        if child is None:
+            return True
+        if not isinstance(child, nn.Module):
+            return False
+        module = child
+    return not any(isinstance(getattr(module, name, None), nn.Module) for name in names)
 
 
 def _identifier(name: str) -> str:
@@ -92,7 +107,7 @@ def to_torch(graph: Graph) -> fx.GraphModule:
     for node in graph.nodes:
         weights: dict[str, fx.Node] = {}
         if node.weights:
-            path = _module_path(node, taken)
+            path = _module_path(root, node, taken)
             paths = {
                 name: _register(root, path, name, tensor, _is_trainable(node, name))
                 for name, tensor in node.weights.items()

@@ -96,3 +96,19 @@ def attention_macs(node: Node, symbols: dict[str, int] | None = None) -> int:
         return 0
     # scores = q @ k^T and out = p @ v: two products of L x S x E per batch-head
     return 2 * numel(q, symbols) * numel(k[-2:-1], symbols)
+
+
+def einsum_macs(node: Node, symbols: dict[str, int] | None = None) -> int:
+    """Output elements times the sizes of the contracted letters (two or more operands)."""
+    if len(node.inputs) < 2:
+        return 0
+    operands, _, result = node.attrs["equation"].replace(" ", "").partition("->")
+    sizes: dict[str, int] = {}
+    for term, value in zip(operands.split(","), node.inputs, strict=False):
+        letters = term.replace("...", "")
+        shape = (value.shape or ()) if value is not None else ()
+        tail = shape[len(shape) - len(letters) :] if "..." in term else shape
+        for letter, dim in zip(letters, tail, strict=False):
+            sizes[letter] = numel((dim,), symbols)
+    contracted = [size for letter, size in sizes.items() if letter not in result]
+    return numel(node.output.shape, symbols) * math.prod(contracted)

@@ -84,3 +84,23 @@ def test_multiple_outputs_return_a_tuple():
     infer_shapes(g)
     a, b = to_torch(g)(torch.arange(12.0).reshape(2, 6))
     assert a.shape == (2, 2) and b.shape == (2, 4)
+
+
+def test_sources_that_name_each_others_tensors_get_their_own_paths():
+    """A Constant whose source is ``blk.value`` beside a node whose weights live at ``blk``
+    (and the other way round), as folded ONNX initializers can name them."""
+    g = Graph("paths")
+    x = g.add_input("x", (2, 3))
+    first = g.add_node("Constant", [], {}, {"value": torch.randn(3)}, source="blk")
+    second = g.add_node("Constant", [], {}, {"value": torch.randn(3)}, source="blk.value")
+    third = g.add_node("Constant", [], {}, {"value": torch.randn(3)}, source="top.sub.value")
+    fourth = g.add_node("Constant", [], {}, {"value": torch.randn(3)}, source="top.sub")
+    total = x
+    for node in (first, second, third, fourth):
+        total = g.add_node("Add", [total, node.output]).output
+    g.set_outputs([total])
+    infer_shapes(g)
+    module = to_torch(g)
+    inputs = [torch.randn(2, 3)]
+    assert torch.allclose(module(*inputs), run_graph(g, inputs)[0])
+    assert len(dict(module.named_buffers())) == 4

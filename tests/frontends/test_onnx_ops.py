@@ -11,60 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
+from onnx_support import F, check, rand, save
 
-from natopt.backends import to_onnx, to_torch
-from natopt.errors import UnsupportedOpError
+from natopt.errors import FrontendError, UnsupportedOpError
 from natopt.frontends.onnx import lift_onnx, supported_ops
-from natopt.ir import Graph
-
-RNG = np.random.default_rng(0)
-F = TensorProto.FLOAT
-
-
-def rand(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def save(path: Path, nodes, inputs, outputs, inits=(), opset: int = 13) -> Path:
-    graph = helper.make_graph(
-        nodes,
-        "toy",
-        [helper.make_tensor_value_info(n, F, s) for n, s in inputs],
-        [helper.make_tensor_value_info(n, F, s) for n, s in outputs],
-        [numpy_helper.from_array(a, n) for n, a in inits],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, path)
-    return path
-
-
-def ort_run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
-
-
-def check(path: Path, feeds: dict[str, np.ndarray], *, round_trip: bool = True) -> Graph:
-    """Lift ``path``; to_torch (and to_onnx) outputs must match onnxruntime on ``path``."""
-    expected = ort_run(path, feeds)
-    graph = lift_onnx(path)
-    with torch.no_grad():
-        got = to_torch(graph)(*(torch.from_numpy(feeds[v.name]) for v in graph.inputs))
-    got = list(got) if isinstance(got, (tuple, list)) else [got]
-    for want, have in zip(expected, got, strict=True):
-        np.testing.assert_allclose(have.numpy(), want, rtol=1e-4, atol=1e-5)
-    if round_trip:
-        again = ort_run(to_onnx(graph, path.with_name(f"{path.stem}.out.onnx")), feeds)
-        for want, have in zip(expected, again, strict=True):
-            np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-5)
-    return graph
 
 
 def test_gemm_opset13_trans_b0_alpha_beta_becomes_linear(tmp_path: Path):
@@ -223,6 +175,58 @@ def test_auto_pad_conv_and_maxpool(tmp_path: Path, auto_pad: str):
     check(path, {"x": rand(1, 2, 8, 9)})
 
 
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+@pytest.mark.parametrize("include_pad", [0, 1])
+def test_auto_pad_average_pool_counts_only_real_elements(
+    tmp_path: Path, auto_pad: str, include_pad: int
+):
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["h"], auto_pad=auto_pad, strides=[1, 2]),
+        helper.make_node(
+            "AveragePool",
+            ["h"],
+            ["y"],
+            auto_pad=auto_pad,
+            kernel_shape=[2, 3],
+            strides=[2, 1],
+            count_include_pad=include_pad,
+        ),
+    ]
+    path = save(
+        tmp_path / "p.onnx",
+        nodes,
+        [("x", [1, 2, 7, 8])],
+        [("y", [1, 3, "h", "w"])],
+        [("w", rand(3, 2, 3, 2))],
+    )
+    graph = check(path, {"x": rand(1, 2, 7, 8)})
+    if auto_pad != "VALID" and not include_pad:  # the even kernel pads one side more
+        assert [n.op for n in graph.nodes if n.op != "Constant"][-3:] == ["Pad", "AvgPool", "Div"]
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"auto_pad": "SAME_UPPER"},
+        {"auto_pad": "SAME_LOWER"},
+        {"auto_pad": "VALID"},
+        {"pads": [0, 1, 2, 1]},
+        {"output_shape": [9, 10]},
+        {"output_shape": [8, 11], "output_padding": [1, 1]},
+    ],
+)
+def test_conv_transpose_auto_pad_output_shape_and_asymmetric_pads(tmp_path: Path, attrs: dict):
+    node = helper.make_node(
+        "ConvTranspose", ["x", "up.weight", "up.bias"], ["y"], strides=[2, 2], **attrs
+    )
+    inits = [("up.weight", rand(2, 3, 3, 4)), ("up.bias", rand(3))]
+    path = save(
+        tmp_path / "ct.onnx", [node], [("x", [1, 2, 4, 5])], [("y", [1, 3, "h", "w"])], inits
+    )
+    graph = check(path, {"x": rand(1, 2, 4, 5)})
+    assert graph.find("ConvTranspose")[0].source == "up"
+
+
 def test_constant_identity_and_clip_bounds(tmp_path: Path):
     c = helper.make_node
     nodes = [
@@ -364,3 +368,33 @@ def test_gelu_op_and_static_expand_at_opset20(tmp_path: Path):
     graph = check(path, {"x": rand(3, 1)})
     assert graph.find("Expand")[0].attrs["shape"] == (2, -1, 4)
     assert graph.find("Gelu")[0].attrs["approximate"] == "tanh"
+
+
+def test_fixed_split_of_a_dynamic_batch_is_a_clear_error(tmp_path: Path):
+    """A model traced at batch 2 that splits its batch into [1, 1] cannot run at batch 3."""
+    inits = [("sizes", np.array([1, 1], np.int64))]
+    node = helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=0, name="per_image")
+    outputs = [("a", [1, 4]), ("b", [1, 4])]
+    path = save(tmp_path / "s.onnx", [node], [("x", ["batch", 4])], outputs, inits)
+    with pytest.raises(FrontendError, match=r"node per_image \(Split\).*exported for size 2"):
+        lift_onnx(path)
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends", "axes", "steps"),
+    [
+        ([-1], [np.iinfo(np.int64).min], [1], [-1]),  # reverse, as torch.flip exports
+        ([5, 0], [0, 4], [2, 1], [-2, 1]),
+        ([100, -2], [-100, 1], [3, 2], [-3, -1]),
+    ],
+)
+def test_negative_step_slices(tmp_path: Path, starts, ends, axes, steps):
+    inits = [
+        (name, np.array(v, np.int64))
+        for name, v in zip(("st", "en", "ax", "sp"), (starts, ends, axes, steps), strict=True)
+    ]
+    node = helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])
+    path = save(
+        tmp_path / "n.onnx", [node], [("x", [2, 5, 6, 7])], [("y", ["a", "b", "c", "d"])], inits
+    )
+    check(path, {"x": rand(2, 5, 6, 7)})

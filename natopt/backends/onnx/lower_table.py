@@ -11,7 +11,8 @@ map one to one; the rest (the opset decides between forms):
 - ``Select(axis, i)`` -> ``Gather`` with a scalar index; ``Flatten`` -> ``Flatten(axis=1)``
   or a ``Reshape``; ``Expand`` -> ``Expand`` with -1 read as 1 (torch keeps the dim, ONNX
   broadcasts it); ``Pad`` from torch order (last dim first) to ONNX order;
-- ``Constant`` -> an initializer (no node), ``Identity``/``Dropout`` -> ``Identity``.
+- ``Constant`` -> an initializer (no node), ``Identity``/``Dropout`` -> ``Identity``;
+- ``PRelu``, ``Mish``, ``Tile``, ``CumSum``, ``Resize``: ``lower_math``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from natopt.backends.onnx.context import EmitContext, NotLowerable, onnx_dtype
 from natopt.backends.onnx.lower_layers import LAYER_EMITTERS
+from natopt.backends.onnx.lower_math import MATH_EMITTERS
 from natopt.ir import Node
 
 __all__ = ["EMITTERS", "Emitter"]
@@ -41,6 +43,15 @@ _SAME = [
     "Reciprocal",
     "Abs",
     "Not",
+    "IsNaN",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Sin",
+    "Cos",
+    "Softplus",
+    "Softsign",
     "Add",
     "Sub",
     "Mul",
@@ -49,8 +60,15 @@ _SAME = [
     "Equal",
     "Less",
     "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
+    "Max",
+    "Min",
     "Where",
     "MatMul",
+    "Range",
     "Shape",
     "Identity",
 ]
@@ -214,10 +232,16 @@ EMITTERS: dict[str, Emitter] = {
     "Clip": clip,
     "LeakyRelu": _same("LeakyRelu", "alpha"),
     "HardSigmoid": _same("HardSigmoid", "alpha", "beta"),
+    "Elu": _same("Elu", "alpha"),
+    "Celu": _same("Celu", "alpha"),
+    "Selu": _same("Selu", "alpha", "gamma"),
+    "ThresholdedRelu": _same("ThresholdedRelu", "alpha"),
+    "Einsum": _same("Einsum", "equation"),
     "Softmax": _same("Softmax", "axis"),
     "LogSoftmax": _same("LogSoftmax", "axis"),
     "Concat": _same("Concat", "axis"),
     "Gather": _same("Gather", "axis"),
+    "GatherElements": _same("GatherElements", "axis"),
     "Transpose": _same("Transpose", "perm"),
     "Gelu": gelu,
     "Silu": silu,
@@ -225,6 +249,8 @@ EMITTERS: dict[str, Emitter] = {
     "ReduceMean": _reduce("ReduceMean"),
     "ReduceSum": _reduce("ReduceSum"),
     "ReduceMax": _reduce("ReduceMax"),
+    "ReduceMin": _reduce("ReduceMin"),
+    "ReduceL2": _reduce("ReduceL2"),
     "Reshape": reshape,
     "Flatten": flatten,
     "Squeeze": _axes_op("Squeeze"),
@@ -238,4 +264,5 @@ EMITTERS: dict[str, Emitter] = {
     "Constant": constant,
     "Dropout": _same("Identity"),
     **LAYER_EMITTERS,
+    **MATH_EMITTERS,
 }

@@ -1,4 +1,5 @@
-"""Adapters for ONNX layers with weights, normalisation and pooling.
+"""Adapters for ONNX layers with weights and normalisation, and the window padding they share
+with pooling (``onnx_pool``).
 
 - ``Conv``/``ConvTranspose``/``Gemm``/``MatMul`` with a constant ``B``/``BatchNormalization``/
   ``LayerNormalization``/``InstanceNormalization``/``GroupNormalization`` take their
@@ -8,9 +9,10 @@
   ``Linear`` with ``weight = B^T`` (any input rank).
 - Window padding: ``auto_pad`` SAME_UPPER / SAME_LOWER / VALID become explicit pads (the
   spatial input shape must be static); asymmetric pads become a ``Pad`` node before the op
-  (``-inf`` for MaxPool), symmetric ones the op's ``padding``.
+  (``-inf`` for MaxPool), symmetric ones the op's ``padding``. ``ConvTranspose`` pads crop
+  its output instead: asymmetric ones (or ``auto_pad``/``output_shape``) are a ``Slice``
+  after it.
 - ``InstanceNormalization`` -> ``GroupNorm`` with one group per channel.
-- ``GlobalAveragePool``/``GlobalMaxPool`` -> ``AdaptiveAvgPool``/``AdaptiveMaxPool`` to 1.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from onnx import NodeProto
 from natopt.frontends.onnx.context import Adapter, LiftContext, node_attrs
 from natopt.ir import Value
 
-__all__ = ["LAYER_ADAPTERS"]
+__all__ = ["LAYER_ADAPTERS", "window", "window_pads", "padded"]
 
 
 def _weight(cx: LiftContext, node: NodeProto, index: int, what: str) -> np.ndarray:
@@ -39,7 +41,7 @@ def _optional(cx: LiftContext, node: NodeProto, index: int, what: str) -> np.nda
     return _weight(cx, node, index, what)
 
 
-def _window_pads(
+def window_pads(
     cx: LiftContext, node: NodeProto, x: Value, kernel, strides, dilations
 ) -> tuple[list[int], list[int]]:
     """Begin and end pads per spatial dim, ``auto_pad`` resolved."""
@@ -65,7 +67,7 @@ def _window_pads(
     return begins, ends
 
 
-def _padded(
+def padded(
     cx: LiftContext, node: NodeProto, x: Value, pads: tuple[list[int], list[int]], fill: float
 ) -> tuple[Value, tuple[int, ...]]:
     """``(input, padding)``: symmetric pads go to the op; others to a ``Pad`` node before it."""
@@ -80,7 +82,7 @@ def _padded(
     return pad.output, (0,) * len(begins)
 
 
-def _window(node: NodeProto, n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def window(node: NodeProto, n: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     attrs = node_attrs(node)
     return tuple(attrs.get("strides", [1] * n)), tuple(attrs.get("dilations", [1] * n))
 
@@ -89,10 +91,10 @@ def conv(cx: LiftContext, node: NodeProto) -> Value:
     weight = _weight(cx, node, 1, "weight")
     bias = _optional(cx, node, 2, "bias")
     kernel = weight.shape[2:]
-    strides, dilations = _window(node, len(kernel))
+    strides, dilations = window(node, len(kernel))
     x = cx.value(node.input[0])
-    pads = _window_pads(cx, node, x, kernel, strides, dilations)
-    x, padding = _padded(cx, node, x, pads, 0.0)
+    pads = window_pads(cx, node, x, kernel, strides, dilations)
+    x, padding = padded(cx, node, x, pads, 0.0)
     attrs = {
         "stride": strides,
         "padding": padding,
@@ -105,27 +107,79 @@ def conv(cx: LiftContext, node: NodeProto) -> Value:
 
 
 def conv_transpose(cx: LiftContext, node: NodeProto) -> Value:
+    """Symmetric pads -> the op's ``padding``; asymmetric ones (explicit, ``auto_pad`` SAME_*,
+    or an ``output_shape``) -> ``ConvTranspose`` without padding, then a ``Slice`` crop."""
     attrs = node_attrs(node)
-    if "output_shape" in attrs or attrs.get("auto_pad", "NOTSET") != "NOTSET":
-        raise cx.fail(node, "output_shape / auto_pad are not supported; export explicit pads")
     weight = _weight(cx, node, 1, "weight")
     bias = _optional(cx, node, 2, "bias")
     n = weight.ndim - 2
-    strides, dilations = _window(node, n)
-    pads = list(attrs.get("pads", [0] * 2 * n))
-    if pads[:n] != pads[n:]:
-        raise cx.fail(node, f"asymmetric pads {pads} are not supported")
+    strides, dilations = window(node, n)
+    output_padding = tuple(attrs.get("output_padding", [0] * n))
+    x = cx.value(node.input[0])
+    begins, ends = _transpose_pads(cx, node, x, weight.shape[2:], strides, dilations)
+    symmetric = begins == ends
     ir_attrs = {
         "stride": strides,
-        "padding": tuple(pads[:n]),
-        "output_padding": tuple(attrs.get("output_padding", [0] * n)),
+        "padding": tuple(begins) if symmetric else (0,) * n,
+        "output_padding": output_padding,
         "dilation": dilations,
         "groups": int(attrs.get("group", 1)),
     }
     weights = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
     source = cx.source(node, *node.input[1:3])
-    x = cx.value(node.input[0])
-    return cx.emit(node, "ConvTranspose", [x], ir_attrs, weights, source=source).output
+    suffix = "" if symmetric else ".full"
+    y = cx.emit(node, "ConvTranspose", [x], ir_attrs, weights, source=source, suffix=suffix)
+    if symmetric:
+        return y.output
+    crop = {
+        "starts": tuple(begins),
+        "ends": tuple(-e if e else _END for e in ends),
+        "axes": tuple(range(2, 2 + n)),
+        "steps": (1,) * n,
+    }
+    return cx.emit(node, "Slice", [y.output], crop).output
+
+
+_END = 2**63 - 1  # a Slice end past any dim
+
+
+def _transpose_pads(
+    cx: LiftContext,
+    node: NodeProto,
+    x: Value,
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilations: tuple[int, ...],
+) -> tuple[list[int], list[int]]:
+    """Begin and end pads of a ``ConvTranspose``: explicit, or the total padding that gives
+    ``output_shape`` (``input * stride`` for ``auto_pad`` SAME_*) split by ``auto_pad``."""
+    attrs = node_attrs(node)
+    n = len(kernel)
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad == "VALID":
+        return [0] * n, [0] * n
+    if auto_pad == "NOTSET" and "output_shape" not in attrs:
+        pads = list(attrs.get("pads", [0] * 2 * n))
+        return pads[:n], pads[n:]
+    spatial = list(x.shape or ())[2:]
+    if len(spatial) != n or not all(isinstance(d, int) for d in spatial):
+        raise cx.fail(node, "output_shape / auto_pad need a static spatial input shape")
+    targets = list(attrs.get("output_shape", []))[-n:]
+    if not targets:  # auto_pad SAME_*: the input times the stride
+        targets = [size * s for size, s in zip(spatial, strides, strict=True)]
+    output_padding = list(attrs.get("output_padding", [0] * n))
+    begins, ends = [], []
+    for size, k, s, d, extra, out in zip(
+        spatial, kernel, strides, dilations, output_padding, targets, strict=True
+    ):
+        total = s * (size - 1) + extra + (k - 1) * d + 1 - out
+        if total < 0:
+            raise cx.fail(node, f"output_shape {targets} is larger than the full output")
+        small, large = total // 2, total - total // 2
+        begin, end = (large, small) if auto_pad == "SAME_LOWER" else (small, large)
+        begins.append(begin)
+        ends.append(end)
+    return begins, ends
 
 
 def _as_bias(c: np.ndarray | None, out: int) -> np.ndarray | None:
@@ -234,45 +288,6 @@ def group_norm(cx: LiftContext, node: NodeProto) -> Value:
     return _group_norm(cx, node, int(node_attrs(node)["num_groups"]))
 
 
-def _pool(op: str, fill: float):
-    def adapt(cx: LiftContext, node: NodeProto) -> Value:
-        attrs = node_attrs(node)
-        if len(node.output) > 1 and node.output[1] and cx.use_counts.get(node.output[1], 0):
-            raise cx.fail(node, "the Indices output is not supported")
-        kernel = tuple(attrs["kernel_shape"])
-        strides, dilations = _window(node, len(kernel))
-        x = cx.value(node.input[0])
-        pads = _window_pads(cx, node, x, kernel, strides, dilations)
-        include_pad = bool(attrs.get("count_include_pad", 0))
-        if op == "AvgPool" and pads[0] != pads[1] and not include_pad:
-            raise cx.fail(node, "asymmetric pads with count_include_pad=0 are not supported")
-        x, padding = _padded(cx, node, x, pads, fill)
-        ir_attrs = {
-            "kernel_size": kernel,
-            "stride": strides,
-            "padding": padding,
-            "ceil_mode": bool(attrs.get("ceil_mode", 0)),
-        }
-        if op == "MaxPool":
-            ir_attrs["dilation"] = dilations
-        elif any(d != 1 for d in dilations):
-            raise cx.fail(node, "dilated average pooling is not supported")
-        else:
-            ir_attrs["count_include_pad"] = include_pad
-        return cx.emit(node, op, [x], ir_attrs).output
-
-    return adapt
-
-
-def _global_pool(op: str):
-    def adapt(cx: LiftContext, node: NodeProto) -> Value:
-        x = cx.value(node.input[0])
-        size = (1,) * (len(x.shape or ()) - 2)
-        return cx.emit(node, op, [x], {"output_size": size}).output
-
-    return adapt
-
-
 LAYER_ADAPTERS: dict[str, Adapter] = {
     "Conv": conv,
     "ConvTranspose": conv_transpose,
@@ -282,8 +297,4 @@ LAYER_ADAPTERS: dict[str, Adapter] = {
     "LayerNormalization": layer_norm,
     "InstanceNormalization": instance_norm,
     "GroupNormalization": group_norm,
-    "MaxPool": _pool("MaxPool", float("-inf")),
-    "AveragePool": _pool("AvgPool", 0.0),
-    "GlobalAveragePool": _global_pool("AdaptiveAvgPool"),
-    "GlobalMaxPool": _global_pool("AdaptiveMaxPool"),
 }

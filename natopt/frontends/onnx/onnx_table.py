@@ -2,14 +2,17 @@
 
 An adapter ``(cx, node) -> Value | list[Value]`` adds the IR node(s) an ONNX node lifts to
 and returns the values of its outputs (see ``context.LiftContext``). Element-wise ops and
-activations map one to one (``Dropout`` and ``Identity`` -> ``Identity``); the others live in
-``onnx_layers`` (weights, normalisation, pooling) and ``onnx_tensor`` (data movement):
+activations map one to one (``Dropout`` and ``Identity`` -> ``Identity``; ``Max``/``Min`` of
+any number of inputs); the others live in ``onnx_layers`` (weights, normalisation), ``onnx_pool``,
+``onnx_tensor`` (data movement), ``onnx_math`` (variadic sums, PRelu, Tile, CumSum, Range,
+Einsum) and ``onnx_resize`` (Resize):
 
 - ``Clip(x, 0, 6)`` -> ``Relu6``, other constant bounds -> ``Clip(min, max)``;
 - ``Add(Linear(x), b)`` with a constant ``[out]`` bias and a bias-free ``Linear`` read only
   there -> the ``Linear`` takes ``b`` as its bias (``MatMul`` + ``Add`` as exporters write
   a rank-3 ``nn.Linear``);
-- ``Reduce*``: axes from the attribute or the input; no axes reduces every axis.
+- ``Reduce*``: axes from the attribute or the input; no axes reduces every axis;
+  ``ArgMax``/``ArgMin`` keep ``axis``, ``keepdims`` and ``select_last_index``.
 
 ``Constant`` and everything computable before run time never reach the table (``fold``).
 """
@@ -21,6 +24,9 @@ from onnx import NodeProto
 
 from natopt.frontends.onnx.context import Adapter, LiftContext, as_tensor, node_attrs
 from natopt.frontends.onnx.onnx_layers import LAYER_ADAPTERS
+from natopt.frontends.onnx.onnx_math import MATH_ADAPTERS
+from natopt.frontends.onnx.onnx_pool import POOL_ADAPTERS
+from natopt.frontends.onnx.onnx_resize import RESIZE_ADAPTERS
 from natopt.frontends.onnx.onnx_tensor import TENSOR_ADAPTERS
 from natopt.ir import Value
 
@@ -38,7 +44,17 @@ _SAME = [
     "Reciprocal",
     "Abs",
     "Not",
+    "IsNaN",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Sin",
+    "Cos",
     "HardSwish",
+    "Softplus",
+    "Softsign",
+    "Mish",
     "Sub",
     "Mul",
     "Div",
@@ -46,7 +62,13 @@ _SAME = [
     "Equal",
     "Less",
     "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
     "Where",
+    "Max",
+    "Min",
     "Identity",
 ]
 
@@ -54,6 +76,13 @@ _SAME = [
 _WITH_ATTRS: dict[str, dict[str, tuple[str, object]]] = {
     "LeakyRelu": {"alpha": ("alpha", 0.01)},
     "HardSigmoid": {"alpha": ("alpha", 0.2), "beta": ("beta", 0.5)},
+    "Elu": {"alpha": ("alpha", 1.0)},
+    "Celu": {"alpha": ("alpha", 1.0)},
+    "Selu": {
+        "alpha": ("alpha", 1.67326319217681884765625),
+        "gamma": ("gamma", 1.05070102214813232421875),
+    },
+    "ThresholdedRelu": {"alpha": ("alpha", 1.0)},
     "Gelu": {"approximate": ("approximate", "none")},
     "Softmax": {"axis": ("axis", -1)},
     "LogSoftmax": {"axis": ("axis", -1)},
@@ -106,6 +135,20 @@ def dropout(cx: LiftContext, node: NodeProto) -> Value:
     return cx.emit(node, "Identity", [cx.value(node.input[0])]).output
 
 
+def _arg(op: str) -> Adapter:
+    def adapt(cx: LiftContext, node: NodeProto) -> Value:
+        attrs = node_attrs(node)
+        x = cx.value(node.input[0])
+        ir_attrs = {
+            "axis": int(attrs.get("axis", 0)) % len(x.shape or (1,)),
+            "keepdims": bool(attrs.get("keepdims", 1)),
+            "select_last_index": bool(attrs.get("select_last_index", 0)),
+        }
+        return cx.emit(node, op, [x], ir_attrs).output
+
+    return adapt
+
+
 def _reduce(op: str) -> Adapter:
     def adapt(cx: LiftContext, node: NodeProto) -> Value:
         attrs = node_attrs(node)
@@ -134,8 +177,15 @@ ONNX_ADAPTERS: dict[str, Adapter] = {
     "ReduceMean": _reduce("ReduceMean"),
     "ReduceSum": _reduce("ReduceSum"),
     "ReduceMax": _reduce("ReduceMax"),
+    "ReduceMin": _reduce("ReduceMin"),
+    "ReduceL2": _reduce("ReduceL2"),
+    "ArgMax": _arg("ArgMax"),
+    "ArgMin": _arg("ArgMin"),
     **LAYER_ADAPTERS,
+    **POOL_ADAPTERS,
     **TENSOR_ADAPTERS,
+    **MATH_ADAPTERS,
+    **RESIZE_ADAPTERS,
 }
 
 

@@ -108,8 +108,8 @@ def slice_(cx: LiftContext, node: NodeProto) -> Value:
         raise cx.fail(node, "needs starts and ends inputs")
     axes = cx.ints(node, 3, "axes") or tuple(range(len(starts)))
     steps = cx.ints(node, 4, "steps") or (1,) * len(starts)
-    if any(s <= 0 for s in steps):
-        raise cx.fail(node, f"steps {steps} must be positive")
+    if 0 in steps:
+        raise cx.fail(node, f"steps {steps} must not be zero")
     attrs = {
         "starts": starts,
         "ends": ends,
@@ -140,6 +140,12 @@ def gather(cx: LiftContext, node: NodeProto) -> Value:
     return cx.emit(node, "Gather", [x, cx.value(node.input[1])], {"axis": axis}).output
 
 
+def gather_elements(cx: LiftContext, node: NodeProto) -> Value:
+    x, indices = cx.value(node.input[0]), cx.value(node.input[1])
+    axis = int(node_attrs(node).get("axis", 0)) % _rank(x)
+    return cx.emit(node, "GatherElements", [x, indices], {"axis": axis}).output
+
+
 def concat(cx: LiftContext, node: NodeProto) -> Value:
     inputs = [cx.value(name) for name in node.input]
     return cx.emit(node, "Concat", inputs, {"axis": int(node_attrs(node)["axis"])}).output
@@ -157,6 +163,13 @@ def split(cx: LiftContext, node: NodeProto) -> list[Value]:
         parts = int(attrs.get("num_outputs", len(node.output)))
         chunk = -(-size // parts)
         sizes = tuple(min(chunk, size - i * chunk) for i in range(parts))
+    dim = (x.shape or ())[axis]
+    if not isinstance(dim, int):  # fixed sizes of a dynamic dim: traced at one size only
+        raise cx.fail(
+            node,
+            f"splits the dynamic dim {dim!r} into fixed sizes {list(sizes)}: the model was "
+            f"exported for size {sum(sizes)} on axis {axis} only; export it with that dim static",
+        )
     ir_node = cx.emit(node, "Split", [x], {"axis": axis, "sizes": tuple(sizes)})
     return list(ir_node.outputs)
 
@@ -206,6 +219,7 @@ TENSOR_ADAPTERS: dict[str, Adapter] = {
     "Unsqueeze": unsqueeze,
     "Slice": slice_,
     "Gather": gather,
+    "GatherElements": gather_elements,
     "Concat": concat,
     "Split": split,
     "Pad": pad,

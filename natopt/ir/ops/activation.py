@@ -41,6 +41,40 @@ def hard_sigmoid(x, *, alpha=1.0 / 6.0, beta=0.5):
     return torch.clamp(x * alpha + beta, 0.0, 1.0)
 
 
+def elu(x, *, alpha=1.0):
+    return F.elu(x, alpha)
+
+
+def celu(x, *, alpha=1.0):
+    return F.celu(x, alpha)
+
+
+def selu(x, *, alpha=1.6732632423543772, gamma=1.0507009873554805):
+    """gamma * (x if x > 0 else alpha * (exp(x) - 1)); torch's selu fixes both constants."""
+    return gamma * torch.where(x > 0, x, alpha * torch.expm1(x))
+
+
+def softplus(x):
+    return F.softplus(x)
+
+
+def softsign(x):
+    return F.softsign(x)
+
+
+def mish(x):
+    return F.mish(x)
+
+
+def thresholded_relu(x, *, alpha=1.0):
+    return torch.where(x > alpha, x, torch.zeros_like(x))
+
+
+def prelu(x, weight):
+    """x where x >= 0, weight * x elsewhere; ``weight`` broadcasts (``[C, 1, 1]``, ``[1]``)."""
+    return torch.where(x >= 0, x, x * weight)
+
+
 def sigmoid(x):
     return torch.sigmoid(x)
 
@@ -89,6 +123,35 @@ def not_(x):
     return torch.logical_not(x)
 
 
+def is_nan(x):
+    return torch.isnan(x)
+
+
+def floor(x):
+    return torch.floor(x)
+
+
+def ceil(x):
+    return torch.ceil(x)
+
+
+def round_(x):
+    """Halves to even, as ONNX ``Round``."""
+    return torch.round(x)
+
+
+def sign(x):
+    return torch.sign(x)
+
+
+def sin(x):
+    return torch.sin(x)
+
+
+def cos(x):
+    return torch.cos(x)
+
+
 for _name, _impl, _attrs in [
     ("Relu", relu, {}),
     ("Relu6", relu6, {}),
@@ -98,6 +161,13 @@ for _name, _impl, _attrs in [
     ("Silu", silu, {}),
     ("HardSwish", hard_swish, {}),
     ("HardSigmoid", hard_sigmoid, {"alpha": 1.0 / 6.0, "beta": 0.5}),
+    ("Elu", elu, {"alpha": 1.0}),
+    ("Celu", celu, {"alpha": 1.0}),
+    ("Selu", selu, {"alpha": 1.6732632423543772, "gamma": 1.0507009873554805}),
+    ("Softplus", softplus, {}),
+    ("Softsign", softsign, {}),
+    ("Mish", mish, {}),
+    ("ThresholdedRelu", thresholded_relu, {"alpha": 1.0}),
     ("Sigmoid", sigmoid, {}),
     ("Tanh", tanh, {}),
     ("Softmax", softmax, {"axis": -1}),
@@ -114,5 +184,22 @@ for _name, _impl in [
     ("Reciprocal", reciprocal),
     ("Abs", abs_),
     ("Not", not_),
+    ("IsNaN", is_nan),
+    ("Floor", floor),
+    ("Ceil", ceil),
+    ("Round", round_),
+    ("Sign", sign),
+    ("Sin", sin),
+    ("Cos", cos),
 ]:
     register(OpSpec(_name, "elementwise", _impl))
+
+register(
+    OpSpec(
+        "PRelu",
+        "activation",
+        prelu,
+        weights=("weight",),
+        doc="x if x >= 0 else weight * x, weight broadcast against x",
+    )
+)

@@ -9,6 +9,7 @@ from natopt.ir.cost import (
     attention_macs,
     conv_macs,
     conv_transpose_macs,
+    einsum_macs,
     linear_macs,
     matmul_macs,
 )
@@ -36,6 +37,10 @@ def linear(x, weight, bias=None):
 
 def matmul(a, b):
     return torch.matmul(a, b)
+
+
+def einsum(*operands, equation=""):
+    return torch.einsum(equation, *operands)
 
 
 def batch_norm(x, weight=None, bias=None, running_mean=None, running_var=None, *, eps=1e-5):
@@ -107,6 +112,16 @@ register(
         matmul,
         cost=matmul_macs,
         doc="matrix product of two activations (numpy broadcasting)",
+    )
+)
+register(
+    OpSpec(
+        "Einsum",
+        "compute",
+        einsum,
+        attrs={"equation": ""},
+        cost=einsum_macs,
+        doc="torch.einsum(equation, *operands); ONNX and torch share the notation",
     )
 )
 register(

@@ -38,10 +38,22 @@ def unsqueeze(x, *, axes=(0,)):
 
 
 def slice_(x, *, starts=(), ends=(), axes=(), steps=()):
+    """Python slicing per axis; a negative step (ONNX: ``Slice(x, -1, INT64_MIN, -1)``
+    reverses) walks down from ``start`` to above ``end``, both clamped into the axis."""
     index = [slice(None)] * x.dim()
+    backwards = []
     for start, end, axis, step in zip(starts, ends, axes, steps or (1,) * len(axes), strict=True):
-        index[axis] = slice(start, end, step)
-    return x[tuple(index)]
+        if step > 0:
+            index[axis] = slice(start, end, step)
+        else:
+            backwards.append((start, end, axis, step))
+    x = x[tuple(index)]
+    for start, end, axis, step in backwards:
+        length = x.shape[axis]
+        first = min(max(start + length if start < 0 else start, 0), length - 1)
+        last = min(max(end + length if end < 0 else end, -1), length - 1)
+        x = x.index_select(axis, torch.arange(first, last, step, device=x.device))
+    return x
 
 
 def select(x, *, axis=0, index=0):
@@ -54,6 +66,12 @@ def gather(x, indices, *, axis=0):
     indices = torch.where(indices < 0, indices + x.shape[axis], indices)
     picked = torch.index_select(x, axis, indices.reshape(-1))
     return picked.reshape(*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :])
+
+
+def gather_elements(x, indices, *, axis=0):
+    """ONNX GatherElements: ``torch.gather`` along ``axis`` (negative indices wrap)."""
+    indices = torch.where(indices < 0, indices + x.shape[axis], indices)
+    return torch.gather(x, axis, indices)
 
 
 def concat(*xs, axis=0):
@@ -75,6 +93,31 @@ def expand(x, shape_input=None, *, shape=()):
         return x.expand(*shape)
     target = [1 if int(s) == -1 else int(s) for s in shape_input.tolist()]
     return x.expand(torch.broadcast_shapes(tuple(x.shape), tuple(target)))
+
+
+def tile(x, *, repeats=()):
+    """ONNX ``Tile``: ``x`` repeated ``repeats[i]`` times along axis ``i`` (same rank)."""
+    return x.repeat(*repeats)
+
+
+def cumsum(x, *, axis=0, exclusive=False, reverse=False):
+    """Running sum along ``axis``; ``exclusive`` leaves out the element itself, ``reverse``
+    sums from the end (ONNX ``CumSum``)."""
+    y = x.flip(axis) if reverse else x
+    out = torch.cumsum(y, axis)
+    if exclusive:
+        out = out - y
+    return out.flip(axis) if reverse else out
+
+
+def range_(start, limit, delta):
+    """ONNX ``Range`` of three scalar tensors: ``start, start + delta, ...`` below ``limit``.
+
+    The length depends on the values, so shape inference cannot run it on meta tensors.
+    """
+    return torch.arange(
+        start.item(), limit.item(), delta.item(), dtype=start.dtype, device=start.device
+    )
 
 
 def pad(x, *, pads=(), mode="constant", value=0.0):
@@ -110,6 +153,7 @@ register(
     )
 )
 register(OpSpec("Gather", "shape", gather, attrs={"axis": 0}))
+register(OpSpec("GatherElements", "shape", gather_elements, attrs={"axis": 0}))
 register(OpSpec("Concat", "shape", concat, attrs={"axis": 0}))
 register(
     OpSpec(
@@ -121,6 +165,11 @@ register(
     )
 )
 register(OpSpec("Expand", "shape", expand, attrs={"shape": ()}))
+register(OpSpec("Tile", "shape", tile, attrs={"repeats": ()}))
+register(
+    OpSpec("CumSum", "reduce", cumsum, attrs={"axis": 0, "exclusive": False, "reverse": False})
+)
+register(OpSpec("Range", "source", range_, doc="arange(start, limit, delta) of scalar tensors"))
 register(OpSpec("Pad", "shape", pad, attrs={"pads": (), "mode": "constant", "value": 0.0}))
 register(OpSpec("Cast", "elementwise", cast, attrs={"dtype": "float32"}))
 register(OpSpec("Shape", "source", shape_of, doc="the input's shape as an int64 vector"))
