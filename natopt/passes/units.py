@@ -52,6 +52,13 @@ ACTIVATION_OPS = frozenset(
         "HardSigmoid",
         "Sigmoid",
         "Tanh",
+        "Elu",
+        "Celu",
+        "Selu",
+        "Softplus",
+        "Softsign",
+        "Mish",
+        "ThresholdedRelu",
     }
 )
 _MAIN_KIND = {

@@ -215,3 +215,14 @@ def test_group_units_pass_annotates_idempotently():
     g.node("gap").meta["unit"] = "stale"
     assert GroupUnitsPass()(g).changed and "unit" not in g.node("gap").meta
     verify(g, check_shapes=True)
+
+
+def test_the_smooth_activations_of_onnx_files_join_their_unit():
+    for op in ("Elu", "Selu", "Softplus", "Mish"):
+        g = Graph("smooth")
+        x = g.add_input("x", (1, 4, 8, 8))
+        h = g.add_node(op, [conv(g, x, 4, 4, "conv")], name="act").output
+        g.set_outputs([conv(g, h, 4, 4, "head")])
+        infer_shapes(g)
+        (unit, _head) = find_units(g)
+        assert [n.op for n in unit.nodes] == ["Conv", op], op
