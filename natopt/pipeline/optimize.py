@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from natopt.backends import load_weights_into_graph, to_torch
-from natopt.bench.latency_table import LatencyTable, estimate_latency, unit_variants
+from natopt.bench.latency_table import LatencyTable, estimate_latency
 from natopt.errors import BudgetError, PlanError
 from natopt.ir import Graph, graph_cost
 from natopt.passes import canonicalize
@@ -49,6 +49,7 @@ from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset, concat, load_data, split_data
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.latency_budget import LatencyRound, choose_round, next_budget
+from natopt.pipeline.latency_probes import unit_variants
 from natopt.pipeline.problem import (
     SearchProblem,
     calibration_batches,

@@ -19,9 +19,9 @@ import torch
 
 from natopt.backends import load_weights_into_graph, to_torch
 from natopt.ir import Cost, Graph, graph_cost, run_graph
+from natopt.passes.calibration import ActivationCache
 from natopt.passes.nat import Evaluation
 from natopt.passes.transitions import TransitionMask, apply_plan
-from natopt.passes.transitions.calibrate import ActivationCache
 from natopt.passes.transitions.targets import target_for
 from natopt.pipeline.budget import Budget, reward
 from natopt.pipeline.data import Dataset, Splits
