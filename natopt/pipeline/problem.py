@@ -6,7 +6,7 @@ calibration activations (natopt folds BatchNorm, so this refit stands in for re-
 normalisation statistics: it restores each unit's output directly), and comparing quality
 with the original's on the same samples: reward = quality(alpha) - quality(beta) + cost
 term (``natopt.pipeline.budget``). For a latency budget, ``latency`` estimates a graph's
-latency in ms (``natopt.bench.latency_table.latency_estimator``); it prices every plan.
+latency in ms (``natopt.pipeline.latency_probes.latency_estimator``); it prices every plan.
 """
 
 from __future__ import annotations
