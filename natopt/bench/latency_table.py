@@ -20,10 +20,11 @@ Tables are cached per device (``Device.key``: execution provider, CPU model or G
 onnxruntime version, threads) as JSON at ``$NATOPT_CACHE_DIR/latency/<key>.json`` (default
 ``~/.cache/natopt``), written atomically and merged with what other processes wrote.
 
-For a latency budget, ``latency_estimator`` times the canonical graph and every
-type/kernel/low-rank target of its transition mask up front (``unit_variants``), so a
-search only looks entries up; a plan that creates a segment nobody timed (a skip joining
-two ops into a new chain) is timed when first estimated.
+The table times graphs; it never applies plans. For a latency budget the pipeline times the
+canonical graph and every target of its transition mask up front
+(``natopt.pipeline.latency_probes``), so a search only looks entries up; a plan that creates
+a segment nobody timed (a skip joining two ops into a new chain) is timed when first
+estimated.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from statistics import mean
 
@@ -45,10 +45,9 @@ from onnx import TensorProto, helper
 
 from natopt.backends.onnx import build_model
 from natopt.bench.measure import PROVIDERS, available_providers, bench_models
-from natopt.bench.segments import Segment, baked_values, clone_nodes, graph_segments, probe_graph
-from natopt.errors import BenchError, NatoptError
-from natopt.ir import Graph, Node, Value, node_cost
-from natopt.passes.transitions import TransitionMask, apply_plan, transition_units
+from natopt.bench.segments import Segment, baked_values, graph_segments, probe_graph
+from natopt.errors import BenchError
+from natopt.ir import Graph, node_cost
 
 __all__ = [
     "CACHE_ENV",
@@ -60,14 +59,11 @@ __all__ = [
     "STATISTICS",
     "cache_dir",
     "estimate_latency",
-    "latency_estimator",
-    "unit_variants",
 ]
 
 CACHE_ENV = "NATOPT_CACHE_DIR"
 TABLE_VERSION = 1
 STATISTICS = ("median", "min")
-_DEPTH_OPS = frozenset({"keep", "skip", "null"})
 
 
 def cache_dir() -> Path:
@@ -383,49 +379,3 @@ def estimate_latency(
         table.measure(table.pending([graph]))
     overhead = table.overhead_ms if statistic == "median" else table.overhead_min_ms
     return overhead + sum(table.entries[s.key].value(statistic) for s in segments)
-
-
-def _unit_graph(nodes: Sequence[Node], unit_output: Value) -> Graph:
-    """The unit's nodes alone; every value they read from outside becomes a graph input."""
-    graph = Graph("unit")
-    env: dict[int, Value] = {}
-    inside = {id(out) for n in nodes for out in n.outputs}
-    for node in nodes:
-        for value in node.input_values:
-            if id(value) not in inside and id(value) not in env:
-                env[id(value)] = graph.add_input(value.name, value.shape, value.dtype)
-    clone_nodes(graph, nodes, env)
-    graph.set_outputs([env[id(unit_output)]])
-    return graph
-
-
-def unit_variants(graph: Graph, mask: TransitionMask) -> list[Graph]:
-    """For every unit and every valid type/kernel/low-rank transition, the unit alone
-    rewritten by it (one graph per distinct unit signature and transition)."""
-    variants: list[Graph] = []
-    seen: set[str] = set()
-    for row, unit in enumerate(mask.units):
-        names = [n for n in mask.valid_names(row) if mask.vocabulary.get(n).op not in _DEPTH_OPS]
-        if unit.kind == "branch" or not names:
-            continue
-        alone = _unit_graph(unit.nodes, unit.output)
-        key = "|".join(s.key for s in graph_segments(alone))
-        if key in seen:
-            continue
-        seen.add(key)
-        local = transition_units(alone)[0].name
-        for name in names:
-            try:
-                variants.append(apply_plan(alone, {local: name}, vocabulary=mask.vocabulary))
-            except NatoptError:
-                continue  # valid in the whole graph only (its rule reads the context)
-    return variants
-
-
-def latency_estimator(
-    graph: Graph, mask: TransitionMask, table: LatencyTable | None = None
-) -> Callable[[Graph], float]:
-    """Time ``graph`` and its mask's targets (``unit_variants``) now; return an estimator."""
-    table = table or LatencyTable.open()
-    table.measure(table.pending([graph, *unit_variants(graph, mask)]))
-    return partial(estimate_latency, table=table)

@@ -32,7 +32,7 @@ import torch
 
 from natopt.ir import Graph, Node, Value, infer_node
 from natopt.ir.types import concrete_shape, to_torch_dtype
-from natopt.passes.transitions.calibrate import capture
+from natopt.passes.calibration import capture
 from natopt.passes.units import find_units
 
 __all__ = [

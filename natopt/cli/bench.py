@@ -12,6 +12,7 @@ from pathlib import Path
 
 from natopt.bench import BenchResult, bench_models
 from natopt.bench._files import refuse_overwrite, write_whole
+from natopt.cli import SUMMARIES
 from natopt.errors import BenchError
 
 __all__ = ["NAME", "register", "run", "format_result"]
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p = subparsers.add_parser(
         NAME,
         parents=[common],
-        help="measure the latency of ONNX models with onnxruntime",
+        help=SUMMARIES[NAME],
         description="Measure latency with onnxruntime (CUDA provider when a GPU is present). "
         "Several models run interleaved, A B A B ..., and are compared to the first one "
         "round by round.",

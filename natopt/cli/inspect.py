@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from natopt.cli import SUMMARIES
 from natopt.cli.models import DEFAULT_SHAPE, load_model
 from natopt.ir import Graph, Node, Shape, format_graph, graph_cost, node_cost
 from natopt.passes import Unit, canonicalize, find_units
@@ -228,7 +229,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p = subparsers.add_parser(
         NAME,
         parents=[common],
-        help="show a model's computational units, their shapes and costs",
+        help=SUMMARIES[NAME],
         description="Lift a model, canonicalise it (fold BN, remove identities, dead code) "
         "and list its computational units with shapes, parameters and multiply-adds.",
     )

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from natopt.cli import SUMMARIES
 from natopt.cli.models import load_model
 from natopt.errors import NatoptError, PlanError, QualityError
 from natopt.passes.transitions import Plan
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p = subparsers.add_parser(
         NAME,
         parents=[common],
-        help="optimise a trained model",
+        help=SUMMARIES[NAME],
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -24,6 +24,7 @@ from natopt.bench import (
     subject_metrics,
 )
 from natopt.bench._files import refuse_overwrite, write_whole
+from natopt.cli import SUMMARIES
 from natopt.errors import ReportError
 
 __all__ = ["NAME", "register", "run"]
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p = subparsers.add_parser(
         NAME,
         parents=[common],
-        help="Markdown, plot and CI gate from optimize/bench result files",
+        help=SUMMARIES[NAME],
         description="Turn natopt optimize and natopt bench JSON into a Markdown table and a "
         "plot; --fail-if makes it a CI gate (exit 1 when a condition holds).",
         epilog=f"Metrics for --fail-if: {metrics}.",

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 
 import torch
 
-from natopt.bench.latency_table import latency_estimator
 from natopt.compile.options import CompileOptions
 from natopt.ir import Graph
+from natopt.passes.calibration import ActivationCache
 from natopt.passes.nat import greedy_search
 from natopt.passes.transitions import Plan, compute_mask, vocabulary_for
-from natopt.passes.transitions.calibrate import ActivationCache
 from natopt.pipeline.data import Dataset, Splits
+from natopt.pipeline.latency_probes import latency_estimator
 from natopt.pipeline.problem import SearchProblem, strip_keep
 
 __all__ = ["search_plan", "SPACE", "COST_WEIGHT"]

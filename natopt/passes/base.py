@@ -5,8 +5,9 @@ changed)``; it may edit ``graph`` in place or return a new graph. A ``PassContex
 what would otherwise be keyword arguments on every pass: whether to verify after each pass,
 where to dump the IR before and after each pass, the accumulated timings and the log of the
 passes that ran. A ``PassManager`` runs a list of passes in order (to a fixed point when
-asked), verifying and timing each; when a pass raises or leaves a graph the verifier rejects,
-the error names that pass and the passes that ran before it.
+asked), verifying and timing each; when a pass raises a ``NatoptError`` or leaves a graph the
+verifier rejects, the error names that pass and the passes that ran before it. Any other
+exception is a bug in the pass and propagates unchanged (its own type and traceback).
 """
 
 from __future__ import annotations
@@ -89,21 +90,15 @@ def _history(ran: Sequence[str]) -> str:
     return f"after {', '.join(ran)}" if ran else "as the first pass"
 
 
-def _rewrap(exc: NatoptError, message: str) -> NatoptError:
-    """An error of ``exc``'s class with ``message`` (a ``VerifyError`` if that class refuses)."""
-    try:
-        return type(exc)(message)
-    except TypeError:
-        return VerifyError(message)
-
-
 class PassManager(Pass):
     """Run ``passes`` in order, verifying and timing each.
 
     With ``fixed_point`` the whole list is repeated until no pass reports a change, at most
-    ``max_iterations`` times. A failing pass raises ``VerifyError`` (or, when the pass raised
-    a ``NatoptError``, an error of the same class) whose message names the pass and the passes
-    that ran before it in this pipeline. A manager is itself a pass, so pipelines nest.
+    ``max_iterations`` times. A ``NatoptError`` a pass raises is re-raised as it is (same
+    object: its class, fields such as ``BudgetError.cheapest`` and traceback kept) with its
+    message prefixed by the pass and the passes that ran before it in this pipeline; a graph
+    the verifier rejects raises ``VerifyError`` saying the same. Any other exception
+    propagates untouched. A manager is itself a pass, so pipelines nest.
     """
 
     name = "PassManager"
@@ -139,11 +134,8 @@ class PassManager(Pass):
         try:
             result = p.run(graph, ctx)
         except NatoptError as exc:
-            raise _rewrap(exc, f"pass {p.name} failed {_history(ran)}: {exc}") from exc
-        except Exception as exc:
-            raise VerifyError(
-                f"pass {p.name} raised {type(exc).__name__} {_history(ran)}: {exc}"
-            ) from exc
+            exc.args = (f"pass {p.name} failed {_history(ran)}: {exc}",)
+            raise
         finally:
             ctx.timings[p.name] = ctx.timings.get(p.name, 0.0) + time.perf_counter() - start
         ran.append(p.name)

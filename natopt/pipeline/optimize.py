@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from natopt.backends import load_weights_into_graph, to_torch
-from natopt.bench.latency_table import LatencyTable, estimate_latency, unit_variants
+from natopt.bench.latency_table import LatencyTable, estimate_latency
 from natopt.errors import BudgetError, PlanError, QualityError
 from natopt.ir import Graph, graph_cost
 from natopt.passes import canonicalize
@@ -53,6 +53,7 @@ from natopt.pipeline.fidelity import DEFAULT_RUNGS, successive_halving
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
 from natopt.pipeline.latency_budget import LatencyRound, choose_round, next_budget
+from natopt.pipeline.latency_probes import unit_variants
 from natopt.pipeline.problem import (
     SearchProblem,
     calibration_batches,

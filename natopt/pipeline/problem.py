@@ -6,7 +6,7 @@ calibration activations (natopt folds BatchNorm, so this refit stands in for re-
 normalisation statistics: it restores each unit's output directly), and comparing quality
 with the original's on the same samples: reward = quality(alpha) - quality(beta) + cost
 term (``natopt.pipeline.budget``). For a latency budget, ``latency`` estimates a graph's
-latency in ms (``natopt.bench.latency_table.latency_estimator``); it prices every plan.
+latency in ms (``natopt.pipeline.latency_probes.latency_estimator``); it prices every plan.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import torch
 
 from natopt.backends import load_weights_into_graph, to_torch
 from natopt.ir import Cost, Graph, graph_cost, run_graph
+from natopt.passes.calibration import ActivationCache
 from natopt.passes.nat import Evaluation, SearchSpace, unit_graph
 from natopt.passes.transitions import TransitionMask, apply_plan
-from natopt.passes.transitions.calibrate import ActivationCache
 from natopt.passes.transitions.targets import target_for
 from natopt.pipeline.budget import Budget, reward
 from natopt.pipeline.data import Dataset, Splits

@@ -17,7 +17,6 @@ from natopt.bench.latency_table import (
     LatencyTable,
     MeasureSettings,
     estimate_latency,
-    unit_variants,
 )
 from natopt.bench.segments import baked_values, graph_segments, probe_graph
 from natopt.errors import BenchError
@@ -30,6 +29,7 @@ from natopt.pipeline import optimize as optimize_module
 from natopt.pipeline.budget import Budget, reward
 from natopt.pipeline.data import Dataset
 from natopt.pipeline.finetune import FinetuneConfig
+from natopt.pipeline.latency_probes import unit_variants
 from natopt.pipeline.optimize import OptimizeConfig, optimize
 from natopt.pipeline.verify_export import LatencyPair
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from natopt.errors import DataError, VerifyError
+from natopt.errors import BudgetError, DataError, VerifyError
 from natopt.ir import Graph, infer_shapes
 from natopt.passes import (
     DeadCodePass,
@@ -53,6 +53,11 @@ class Explode(Pass):
 class RefuseData(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         raise DataError("calibration data has the wrong shape")
+
+
+class NoBudget(Pass):
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        raise BudgetError("no plan within 10% of the MACs", cheapest=0.25)
 
 
 class ReplaceGraph(Pass):
@@ -115,17 +120,30 @@ def test_verification_can_be_turned_off():
     assert ctx.log == ["break-shapes"]
 
 
-def test_an_exception_in_a_pass_becomes_a_verify_error():
-    with pytest.raises(
-        VerifyError, match="pass Explode raised RuntimeError after RemoveIdentityPass: boom"
-    ) as info:
+def test_an_exception_that_is_no_natopt_error_propagates_unchanged():
+    with pytest.raises(RuntimeError, match="^boom$") as info:
         PassManager([RemoveIdentityPass(), Explode()]).run(identity_chain(1), PassContext())
-    assert isinstance(info.value.__cause__, RuntimeError)
+    assert type(info.value) is RuntimeError
+    assert isinstance(info.traceback[-1].frame.f_locals["self"], Explode)  # raised there
 
 
 def test_a_natopt_error_keeps_its_class():
     with pytest.raises(DataError, match="pass RefuseData failed as the first pass: calibration"):
         PassManager([RefuseData()]).run(identity_chain(1), PassContext())
+
+
+def test_a_natopt_error_keeps_its_fields_and_traceback():
+    manager = PassManager([RemoveIdentityPass(), PassManager([NoBudget()])])
+    with pytest.raises(BudgetError) as info:
+        manager.run(identity_chain(1), PassContext())
+    error = info.value
+    assert type(error) is BudgetError and error.cheapest == 0.25
+    assert str(error) == (
+        "pass PassManager failed after RemoveIdentityPass: "
+        "pass NoBudget failed as the first pass: no plan within 10% of the MACs"
+    )
+    assert isinstance(info.traceback[-1].frame.f_locals["self"], NoBudget)  # raised there
+    assert error.__cause__ is None
 
 
 def test_dumps_before_and_after_each_pass(tmp_path):

@@ -9,8 +9,8 @@ from torch import nn
 
 from natopt.frontends import lift
 from natopt.passes import canonicalize
+from natopt.passes.calibration import ActivationCache
 from natopt.passes.transitions import compute_mask, vocabulary_for
-from natopt.passes.transitions.calibrate import ActivationCache
 from natopt.pipeline import fidelity
 from natopt.pipeline.data import Dataset, Splits
 from natopt.pipeline.finetune import FinetuneConfig

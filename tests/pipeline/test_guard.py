@@ -24,9 +24,9 @@ from natopt.errors import NatoptError, QualityError
 from natopt.frontends import lift
 from natopt.ir import graph_cost
 from natopt.passes import canonicalize
+from natopt.passes.calibration import ActivationCache
 from natopt.passes.nat import random_search
 from natopt.passes.transitions import compute_mask, vocabulary_for
-from natopt.passes.transitions.calibrate import ActivationCache
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset, Splits
 from natopt.pipeline.finetune import FinetuneConfig

@@ -30,13 +30,18 @@ from torch import Tensor, nn
 from natopt.passes.nat.features import FEATURES, OP_TYPES, UnitGraph
 from natopt.passes.transitions import BMSoftmax
 
-with warnings.catch_warnings():
-    # torch-geometric scripts a helper at import; torch 2.10+ deprecates torch.jit.script and
-    # would warn on every natopt command
-    warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.script.*")
-    from torch_geometric.nn import GCNConv
-
 __all__ = ["NATPolicy"]
+
+
+def _gcn_conv() -> type[nn.Module]:
+    """torch-geometric's ``GCNConv``, imported when the first policy is built: importing
+    torch-geometric takes seconds (it loads torch dynamo), which no other command should pay."""
+    with warnings.catch_warnings():
+        # torch-geometric scripts a helper at import; torch 2.10+ deprecates torch.jit.script
+        # and would warn on every natopt command
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.script.*")
+        from torch_geometric.nn import GCNConv
+    return GCNConv
 
 
 class NATPolicy(nn.Module):
@@ -63,12 +68,13 @@ class NATPolicy(nn.Module):
                 f"NATPolicy: vocabulary_size ({vocabulary_size}), layers ({layers}) and "
                 f"hidden ({hidden}) must be positive; pass the size of the transition vocabulary"
             )
+        gcn_conv = _gcn_conv()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.embed = nn.Embedding(op_types, embedding)
             widths = [embedding + numeric_features] + [hidden] * layers
             self.convs = nn.ModuleList(
-                GCNConv(a, b, add_self_loops=True, normalize=True)
+                gcn_conv(a, b, add_self_loops=True, normalize=True)
                 for a, b in zip(widths[:-1], widths[1:], strict=True)
             )
             self.head = nn.Linear(hidden, vocabulary_size)

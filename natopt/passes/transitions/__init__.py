@@ -5,8 +5,11 @@
   sampling over the valid set;
 - ``mask``: ``compute_mask(graph) -> TransitionMask`` (validity and cost order);
 - ``plan`` / ``apply``: ``Plan`` (JSON data) and ``apply_plan(graph, plan, calibration=...)``;
-- ``state`` / ``targets`` / ``rewrite`` / ``inherit`` / ``calibrate``: the unit's current op,
-  the target rules, the rewrites, weight inheritance and calibration refits.
+- ``state`` / ``targets`` / ``rewrite`` / ``inherit``: the unit's current op, the target
+  rules, the rewrites and weight inheritance.
+
+Builds on ``natopt.passes.width`` (width transitions) and ``natopt.passes.calibration``
+(activation capture and refits); ``natopt.passes.nat`` builds on this package.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ Steps (the input graph is never changed):
 4. rewrite the remaining units in reverse graph order (so a rewrite never invalidates the
    input of a unit still to be rewritten), weights inherited (``rewrite``);
 5. with ``calibration``, refit each replacement on the original graph's activations
-   (``calibrate``; restricted to the kept channels where width narrowed them) and measure
-   its reconstruction error;
+   (``natopt.passes.calibration``; restricted to the kept channels where width narrowed
+   them) and measure its reconstruction error;
 6. clean up with ``RemoveIdentityPass`` and ``DeadCodePass`` (an Add whose operand was nulled
    has already become its other operand), then ``verify(check_shapes=True)``.
 
@@ -46,9 +46,9 @@ from torch import Tensor
 from natopt.errors import PlanError
 from natopt.ir import Graph, Node, verify
 from natopt.passes.base import PassContext, PassManager
+from natopt.passes.calibration import REFITS, ActivationCache, run_chain
 from natopt.passes.dead_code import DeadCodePass
 from natopt.passes.remove_identity import RemoveIdentityPass
-from natopt.passes.transitions.calibrate import REFITS, ActivationCache, run_chain
 from natopt.passes.transitions.inherit import relative_error
 from natopt.passes.transitions.mask import MaskContext, check_transition
 from natopt.passes.transitions.plan import Plan
@@ -56,8 +56,7 @@ from natopt.passes.transitions.rewrite import rewrite_unit
 from natopt.passes.transitions.state import UnitState, transition_units
 from natopt.passes.transitions.targets import Target
 from natopt.passes.transitions.vocabulary import VOCABULARY, Vocabulary
-from natopt.passes.width import WidthOptions
-from natopt.passes.width.prune import WidthResult, apply_width
+from natopt.passes.width import WidthOptions, WidthResult, apply_width
 
 __all__ = ["apply_plan", "ApplyReport"]
 

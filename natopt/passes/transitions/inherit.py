@@ -18,10 +18,6 @@ dilation ``d`` (a separable or low-rank unit is first multiplied back into its d
 - ``low_rank_from_dense``: truncated SVD ``W ≈ U_r Σ_r V_rᵀ`` split evenly,
   ``first = √Σ_r V_rᵀ`` (``[r, in]``), ``second = U_r √Σ_r`` (``[out, r]``): the best rank-r
   approximation in Frobenius and spectral norm.
-- ``ridge_refit``: ``argmin_W ‖A W − Y‖² + λ‖W − W₀‖²`` = ``(AᵀA + λI)⁻¹(AᵀY + λW₀)``, a least
-  squares fit on calibration features pulled towards the inherited weights ``W₀`` (so an
-  under-determined fit stays at the inheritance), ``λ = alpha · mean(diag(AᵀA))``; batched
-  over a leading group axis; solved in float64.
 """
 
 from __future__ import annotations
@@ -33,8 +29,6 @@ __all__ = [
     "resample_kernel",
     "separable_from_dense",
     "low_rank_from_dense",
-    "ridge_refit",
-    "solve_each",
     "relative_error",
 ]
 
@@ -85,40 +79,6 @@ def low_rank_from_dense(weight: Tensor, rank: int) -> tuple[Tensor, Tensor]:
     first = root[:, None] * v * sign
     second = u[:, :rank] * root[None, :] * sign.t()
     return first.to(weight.dtype), second.to(weight.dtype)
-
-
-def solve_each(lhs: Tensor, rhs: Tensor) -> Tensor:
-    """``torch.linalg.solve`` one system at a time over the leading (group) dimension.
-
-    A batched solve factorises the systems inside torch's parallel loop, and MKL then starts
-    its own thread team inside each iteration; on a loaded machine that nesting was seen to
-    spin forever. The systems here are small, so one at a time costs nothing noticeable.
-    """
-    return torch.stack([torch.linalg.solve(a, b) for a, b in zip(lhs, rhs, strict=True)])
-
-
-def ridge_refit(features: Tensor, targets: Tensor, init: Tensor, alpha: float = 1e-3) -> Tensor:
-    """Ridge least squares pulled towards ``init``.
-
-    Shapes: features ``[G, rows, m]``, targets ``[G, rows, n]``, init ``[G, m, n]`` ->
-    ``[G, m, n]`` (``G`` independent groups, e.g. the groups of a grouped conv). With fewer
-    rows than features (a classifier after a flatten, refit on a few hundred images) the same
-    solution is computed in its dual form ``W₀ + Aᵀ(AAᵀ + λI)⁻¹(Y − AW₀)`` (push-through
-    identity), a ``rows x rows`` system instead of ``m x m``.
-    """
-    a = features.double()
-    rows, m = a.shape[1], a.shape[2]
-    lam = alpha * a.pow(2).sum(dim=1).mean(dim=1).clamp_min(1e-12)  # alpha·mean(diag(AᵀA))
-    w0 = init.double()
-    if rows < m:
-        eye = torch.eye(rows, dtype=a.dtype)
-        residual = targets.double() - a @ w0
-        dual = solve_each(a @ a.transpose(1, 2) + lam[:, None, None] * eye, residual)
-        return (w0 + a.transpose(1, 2) @ dual).to(init.dtype)
-    eye = torch.eye(m, dtype=a.dtype)
-    lhs = a.transpose(1, 2) @ a + lam[:, None, None] * eye
-    rhs = a.transpose(1, 2) @ targets.double() + lam[:, None, None] * w0
-    return solve_each(lhs, rhs).to(init.dtype)
 
 
 def relative_error(approx: Tensor, reference: Tensor) -> float:

@@ -25,16 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
 from natopt.ir import Cost, Graph, Node, node_cost
 from natopt.ir.types import numel
 from natopt.passes.units import Unit, find_units
-
-if TYPE_CHECKING:
-    from natopt.passes.width.groups import ChannelGroup
+from natopt.passes.width import ChannelGroup
 
 __all__ = [
     "UnitState",

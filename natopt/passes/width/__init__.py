@@ -10,9 +10,8 @@
 - ``importance``: ``IMPORTANCE`` scores (``l1``, ``activation``, ``taylor``);
 - ``options``: ``WidthOptions`` (rounding, importance, refit);
 - ``slicing``: what pruning does to each node touching a group (one table);
-- ``prune``: ``apply_width`` — keep the top channels, slice, refit the consumers (imported
-  from ``natopt.passes.width.prune``: it builds on ``transitions.calibrate``, which the
-  transition mask in turn builds on this package's groups).
+- ``prune``: ``apply_width`` — keep the top channels, slice, refit the consumers
+  (``natopt.passes.calibration``, the one package of ``passes`` this one builds on).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from natopt.passes.width.groups import CHANNEL_RULES, ChannelGroup, GroupAnalysi
 from natopt.passes.width.importance import DEFAULT_IMPORTANCE, IMPORTANCE, kept_channels
 from natopt.passes.width.layout import Layout, positions, relocate
 from natopt.passes.width.options import WidthOptions
+from natopt.passes.width.prune import WidthResult, apply_width
 from natopt.passes.width.rounding import CPU_ROUNDING, ChannelRounding
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "GroupAnalysis",
     "Layout",
     "WidthOptions",
+    "WidthResult",
+    "apply_width",
     "channel_groups",
     "kept_channels",
     "positions",

@@ -33,17 +33,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from natopt.ir import Graph, call_node
+from natopt.passes.calibration import ActivationCache
 from natopt.passes.width.analysis import ChannelGroup
 from natopt.passes.width.layout import Layout
-
-if TYPE_CHECKING:  # imported lazily: the transition mask imports this package
-    from natopt.passes.transitions.calibrate import ActivationCache
 
 __all__ = [
     "IMPORTANCE",

@@ -11,11 +11,11 @@ Rewrite, for every group ``g`` a plan narrows from ``C`` to ``K`` channels (kept
 channel computes exactly what it did before (a producer's kept rows are untouched), so the
 only error is at the consumers, which lose the pruned channels' contributions. With
 calibration data each consumer is then refit by ridge least squares
-(``calibrate.LAYER_REFITS``) on the original model's activations: input ``X`` restricted to
-the kept positions, target the consumer's original output ``Y`` (restricted to its own kept
-channels when its output group is pruned too), so that ``W' X_k ≈ Y``. The relative error
-``‖Ŷ − Y‖ / ‖Y‖`` is recorded per consumer before (plain slicing) and after the refit, and
-pooled per group (``√(Σ‖Ŷ−Y‖² / Σ‖Y‖²)``).
+(``natopt.passes.calibration.LAYER_REFITS``) on the original model's activations: input
+``X`` restricted to the kept positions, target the consumer's original output ``Y``
+(restricted to its own kept channels when its output group is pruned too), so that
+``W' X_k ≈ Y``. The relative error ``‖Ŷ − Y‖ / ‖Y‖`` is recorded per consumer before (plain
+slicing) and after the refit, and pooled per group (``√(Σ‖Ŷ−Y‖² / Σ‖Y‖²)``).
 
 Several groups are pruned in one step, so a consumer of a channel concat whose parts are
 pruned by different groups is sliced once, with every part's kept channels.
@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from natopt.ir import Graph, Node, infer_shapes
-from natopt.passes.transitions.calibrate import LAYER_REFITS, ActivationCache, run_chain
+from natopt.passes.calibration import LAYER_REFITS, ActivationCache, run_chain
 from natopt.passes.width.groups import ChannelGroup, GroupAnalysis
 from natopt.passes.width.importance import IMPORTANCE, Evidence, kept_channels
 from natopt.passes.width.layout import positions

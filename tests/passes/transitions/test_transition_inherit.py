@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from natopt.passes.calibration import ridge_refit
 from natopt.passes.transitions.inherit import (
     low_rank_from_dense,
     relative_error,
     resample_kernel,
-    ridge_refit,
     separable_from_dense,
 )
 

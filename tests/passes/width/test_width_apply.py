@@ -153,7 +153,7 @@ def test_sampled_width_plans_verify_run_export_and_cost_less(model, request, tmp
 
 def test_ridge_refit_dual_form_equals_the_primal_solution() -> None:
     """A flattened classifier refit on fewer images than input columns uses the dual form."""
-    from natopt.passes.transitions.inherit import ridge_refit, solve_each
+    from natopt.passes.calibration import ridge_refit, solve_each
 
     torch.manual_seed(0)
     for rows, columns in ((50, 200), (300, 40)):

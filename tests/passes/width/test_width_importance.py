@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from natopt.passes.transitions.calibrate import ActivationCache
+from natopt.passes.calibration import ActivationCache
 from natopt.passes.width import IMPORTANCE, channel_groups, kept_channels
 from natopt.passes.width.importance import Evidence
 

@@ -1,13 +1,14 @@
-"""Calibration: capture a unit's real activations, refit its replacement, measure the error.
+"""Refits: least squares on calibration activations, pulled towards the inherited weights.
 
-``capture(graph, calibration, names)`` runs the *original* graph on the calibration inputs
-(``natopt.ir.run_graph`` with ``watch``) and keeps the tensors of the named values,
-concatenated over the calibration batches along dim 0.
+``ridge_refit``: ``argmin_W ‖A W − Y‖² + λ‖W − W₀‖²`` = ``(AᵀA + λI)⁻¹(AᵀY + λW₀)``, a least
+squares fit on calibration features pulled towards the inherited weights ``W₀`` (so an
+under-determined fit stays at the inheritance), ``λ = alpha · mean(diag(AᵀA))``; batched over
+a leading group axis; solved in float64.
 
 Refits (``REFITS``, keyed by the target op) use the replaced op's input ``X`` and its original
 output ``Y`` (the unit's pre-activation output: the trailing norm/activation is not part of
-the fit) and solve a ridge least squares pulled towards the inherited weights
-(``inherit.ridge_refit``), on at most ``MAX_ROWS`` rows (evenly spaced positions):
+the fit; both from ``capture``) and solve a ridge least squares pulled towards the inherited
+weights, on at most ``MAX_ROWS`` rows (evenly spaced positions):
 
 - ``conv`` (smaller kernel): the whole new kernel and its bias, per group, on the im2col
   patches of ``X`` with the new kernel, dilation, padding and stride;
@@ -26,77 +27,52 @@ replaced op had one, so refitting never changes a cost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from natopt.ir import Graph, Node, Value, call_node, run_graph
-from natopt.passes.transitions.inherit import ridge_refit
+from natopt.ir import Node
+from natopt.passes.calibration.capture import run_chain
 
-__all__ = ["capture", "ActivationCache", "run_chain", "REFITS", "LAYER_REFITS", "MAX_ROWS"]
+__all__ = ["ridge_refit", "solve_each", "REFITS", "LAYER_REFITS", "MAX_ROWS"]
 
 MAX_ROWS = 16384
 
 
-def capture(
-    graph: Graph, calibration: Sequence[Tensor | Sequence[Tensor]], names: set[str]
-) -> dict[str, Tensor]:
-    """The tensors of the values named ``names`` on every calibration batch, concatenated."""
-    seen: dict[str, list[Tensor]] = {name: [] for name in names}
+def solve_each(lhs: Tensor, rhs: Tensor) -> Tensor:
+    """``torch.linalg.solve`` one system at a time over the leading (group) dimension.
 
-    def keep(values: Sequence[Value | None], tensors: Sequence[object]) -> None:
-        for value, tensor in zip(values, tensors, strict=True):
-            if value is not None and value.name in seen and isinstance(tensor, Tensor):
-                seen[value.name].append(tensor)
-
-    def watch(node: Node, args: tuple, outs: tuple) -> None:
-        keep(node.outputs, outs)
-
-    for batch in calibration:
-        inputs = [batch] if isinstance(batch, Tensor) else list(batch)
-        keep(graph.inputs, inputs)
-        run_graph(graph, inputs, watch=watch)
-    return {name: torch.cat(parts) for name, parts in seen.items() if parts}
-
-
-class ActivationCache:
-    """Activations of one graph on fixed calibration batches, captured once and reused.
-
-    A search applies many plans to the same graph: each needs the activations of a few
-    units, and running the whole graph on the calibration data for each plan would cost
-    more than the rest of the evaluation. The cache keys on the identity of the graph and
-    of its weight tensors (natopt replaces weight tensors, never edits them in place), so
-    fine-tuned shared weights are captured anew.
+    A batched solve factorises the systems inside torch's parallel loop, and MKL then starts
+    its own thread team inside each iteration; on a loaded machine that nesting was seen to
+    spin forever. The systems here are small, so one at a time costs nothing noticeable.
     """
-
-    def __init__(self, calibration: Sequence[Tensor | Sequence[Tensor]]) -> None:
-        self.calibration = list(calibration)
-        self._key: tuple[int, ...] | None = None
-        self._values: dict[str, Tensor] = {}
-
-    @staticmethod
-    def fingerprint(graph: Graph) -> tuple[int, ...]:
-        """What the captures of ``graph`` depend on: the graph and its weight tensors."""
-        return (id(graph), *(id(w) for node in graph.nodes for w in node.weights.values()))
-
-    def capture(self, graph: Graph, names: set[str]) -> dict[str, Tensor]:
-        key = self.fingerprint(graph)
-        if key != self._key:
-            self._key, self._values = key, {}
-        missing = names - self._values.keys()
-        if missing:
-            self._values.update(capture(graph, self.calibration, missing))
-        return {name: self._values[name] for name in names if name in self._values}
+    return torch.stack([torch.linalg.solve(a, b) for a, b in zip(lhs, rhs, strict=True)])
 
 
-def run_chain(nodes: Sequence[Node], x: Tensor) -> Tensor:
-    """Run a chain of single-input nodes (a replacement) on ``x``."""
-    with torch.no_grad():
-        for node in nodes:
-            (x,) = call_node(node, [x])
-    return x
+def ridge_refit(features: Tensor, targets: Tensor, init: Tensor, alpha: float = 1e-3) -> Tensor:
+    """Ridge least squares pulled towards ``init``.
+
+    Shapes: features ``[G, rows, m]``, targets ``[G, rows, n]``, init ``[G, m, n]`` ->
+    ``[G, m, n]`` (``G`` independent groups, e.g. the groups of a grouped conv). With fewer
+    rows than features (a classifier after a flatten, refit on a few hundred images) the same
+    solution is computed in its dual form ``W₀ + Aᵀ(AAᵀ + λI)⁻¹(Y − AW₀)`` (push-through
+    identity), a ``rows x rows`` system instead of ``m x m``.
+    """
+    a = features.double()
+    rows, m = a.shape[1], a.shape[2]
+    lam = alpha * a.pow(2).sum(dim=1).mean(dim=1).clamp_min(1e-12)  # alpha·mean(diag(AᵀA))
+    w0 = init.double()
+    if rows < m:
+        eye = torch.eye(rows, dtype=a.dtype)
+        residual = targets.double() - a @ w0
+        dual = solve_each(a @ a.transpose(1, 2) + lam[:, None, None] * eye, residual)
+        return (w0 + a.transpose(1, 2) @ dual).to(init.dtype)
+    eye = torch.eye(m, dtype=a.dtype)
+    lhs = a.transpose(1, 2) @ a + lam[:, None, None] * eye
+    rhs = a.transpose(1, 2) @ targets.double() + lam[:, None, None] * w0
+    return solve_each(lhs, rhs).to(init.dtype)
 
 
 def _rows(tensor: Tensor, channels_first: bool) -> Tensor:

@@ -1,0 +1,32 @@
+"""Calibration: activations of the original graph, and least-squares refits on them.
+
+Below both ``width`` and ``transitions`` (it imports only ``natopt.ir``), so either may refit
+what it rewrote:
+
+- ``capture``: ``capture`` / ``ActivationCache`` (activations on calibration batches, kept
+  across plans) and ``run_chain`` (run a replacement on a captured input);
+- ``refit``: ``ridge_refit`` (ridge least squares pulled towards inherited weights),
+  ``REFITS`` (per transition target) and ``LAYER_REFITS`` (per layer op, for width).
+"""
+
+from __future__ import annotations
+
+from natopt.passes.calibration.capture import ActivationCache, capture, run_chain
+from natopt.passes.calibration.refit import (
+    LAYER_REFITS,
+    MAX_ROWS,
+    REFITS,
+    ridge_refit,
+    solve_each,
+)
+
+__all__ = [
+    "LAYER_REFITS",
+    "MAX_ROWS",
+    "REFITS",
+    "ActivationCache",
+    "capture",
+    "ridge_refit",
+    "run_chain",
+    "solve_each",
+]
