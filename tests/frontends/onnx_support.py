@@ -83,3 +83,25 @@ def check(
         for want, have in zip(expected, again, strict=True):
             assert_scaled_close(want, have, tolerance)
     return graph
+
+
+def export_model(model: torch.nn.Module, x: torch.Tensor, path: Path, exporter: str) -> Path:
+    """``model`` exported to ``path`` with a dynamic batch by torch's ``dynamo`` or ``legacy``
+    exporter (one input ``input``; the legacy export names its output ``out``)."""
+    if exporter == "dynamo":
+        batch = torch.export.Dim("batch")
+        torch.onnx.export(
+            model, (x,), path, dynamo=True, input_names=["input"], dynamic_shapes=({0: batch},)
+        )
+    else:
+        torch.onnx.export(
+            model,
+            (x,),
+            path,
+            dynamo=False,
+            opset_version=17,
+            input_names=["input"],
+            output_names=["out"],
+            dynamic_axes={"input": {0: "batch"}, "out": {0: "batch"}},
+        )
+    return path

@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from onnx_support import export_model
 from torch_support import MODELS, make_model
 
 from natopt.backends import to_onnx, to_torch
@@ -41,26 +42,6 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def export(model: torch.nn.Module, x: torch.Tensor, path: Path, exporter: str) -> Path:
-    if exporter == "dynamo":
-        batch = torch.export.Dim("batch")
-        torch.onnx.export(
-            model, (x,), path, dynamo=True, input_names=["input"], dynamic_shapes=({0: batch},)
-        )
-    else:
-        torch.onnx.export(
-            model,
-            (x,),
-            path,
-            dynamo=False,
-            opset_version=17,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    return path
-
-
 def ort_run(path: Path, x: np.ndarray) -> np.ndarray:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -77,7 +58,7 @@ def assert_close(expected: np.ndarray, actual: np.ndarray) -> None:
 @pytest.mark.parametrize(("name", "exporter"), CASES)
 def test_exported_model_lifts_and_round_trips(tmp_path: Path, name: str, exporter: str):
     model, x = make_model(name)
-    source = export(model, x, tmp_path / f"{name}.onnx", exporter)
+    source = export_model(model, x, tmp_path / f"{name}.onnx", exporter)
     expected = ort_run(source, x.numpy())
     assert np.abs(expected).max() > 1e-3  # the comparisons below are not vacuous
 
@@ -101,7 +82,7 @@ def test_exported_model_lifts_and_round_trips(tmp_path: Path, name: str, exporte
 
 def test_units_are_named_alike_from_torch_and_from_onnx(tmp_path: Path):
     model, x = make_model("resnet18")
-    from_onnx = lift_onnx(export(model, x, tmp_path / "r.onnx", "legacy"))
+    from_onnx = lift_onnx(export_model(model, x, tmp_path / "r.onnx", "legacy"))
     from_torch = lift(model, x)
     sources = {g: sorted(n.source for n in g.find("Conv")) for g in (from_onnx, from_torch)}
     assert sources[from_onnx] == sources[from_torch]

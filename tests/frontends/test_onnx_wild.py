@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from onnx_support import assert_scaled_close, ort_run
+from onnx_support import assert_scaled_close, export_model, ort_run
 from torch import nn
 from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 
@@ -67,26 +67,6 @@ class FirstOutput(nn.Module):
         return out["out"] if isinstance(out, dict) else out
 
 
-def export(model: nn.Module, x: torch.Tensor, path: Path, exporter: str) -> Path:
-    if exporter == "dynamo":
-        batch = torch.export.Dim("batch")
-        torch.onnx.export(
-            model, (x,), path, dynamo=True, input_names=["input"], dynamic_shapes=({0: batch},)
-        )
-    else:
-        torch.onnx.export(
-            model,
-            (x,),
-            path,
-            dynamo=False,
-            opset_version=17,
-            input_names=["input"],
-            output_names=["out"],
-            dynamic_axes={"input": {0: "batch"}, "out": {0: "batch"}},
-        )
-    return path
-
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     threads = torch.get_num_threads()
@@ -103,7 +83,7 @@ def test_real_model_lifts_and_round_trips(tmp_path: Path, name: str):
     torch.manual_seed(0)
     model = FirstOutput(build().eval())
     x = torch.randn(2, 3, side, side)
-    source = export(model, x, tmp_path / f"{name}.onnx", exporter)
+    source = export_model(model, x, tmp_path / f"{name}.onnx", exporter)
     feeds = {"input": x.numpy()}
     (expected,) = ort_run(source, feeds)
     assert np.abs(expected).max() > 1e-3
