@@ -30,7 +30,7 @@ from natopt.backends import to_torch
 from natopt.ir import graph_cost
 from natopt.pipeline.data import Dataset
 from natopt.pipeline.finetune import FinetuneConfig, finetune
-from natopt.pipeline.problem import SearchProblem, graph_outputs, strip_keep
+from natopt.pipeline.problem import SearchProblem, strip_keep
 
 __all__ = ["Rung", "Candidate", "successive_halving", "DEFAULT_RUNGS"]
 
@@ -91,6 +91,7 @@ def successive_halving(
     problem: SearchProblem,
     pool: list[dict[str, str]],
     data: Dataset,
+    teacher: torch.Tensor,
     rungs: tuple[tuple[int, int], ...],
     finetune_config: FinetuneConfig,
     *,
@@ -98,11 +99,11 @@ def successive_halving(
     progress: Any = None,
 ) -> tuple[dict[str, str], list[Candidate]]:
     """The plan of ``pool`` with the best validation quality after the rungs' fine-tuning,
-    and every candidate's record. ``pool`` is ordered best first; ties keep the cheaper plan,
-    then the earlier one."""
+    and every candidate's record. Training distils ``teacher`` (the original's outputs on
+    ``data``). ``pool`` is ordered best first; ties keep the cheaper plan, then the earlier
+    one."""
     if not pool:
         raise ValueError("successive_halving: the pool is empty")
-    teacher = graph_outputs(problem.graph, data)
     unique = list({tuple(sorted(strip_keep(p).items())): strip_keep(p) for p in pool}.values())
     alive = [
         Candidate(p, problem.validate(p).quality, graph_cost(problem.build(p)).macs)

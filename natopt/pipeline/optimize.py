@@ -260,11 +260,13 @@ def optimize(
 
     with _phase(times, "search"):
         plan, search_info, pool = _choose_plan(problem, config, say)
+    teacher = graph_outputs(graph, tuning)  # the original's outputs: every fine-tune distils them
     with _phase(times, "rungs"):
         if len(pool) > 1 and config.rungs:
-            plan = _select_by_finetuning(problem, config, plan, pool, tuning, search_info)
+            plan = _select_by_finetuning(
+                problem, config, plan, pool, (tuning, teacher), search_info
+            )
 
-    teacher = graph_outputs(graph, tuning)
     with _phase(times, "finetune"):
         chosen = problem.build(plan.transitions, base=graph)
         module, losses = _finetuned(chosen, tuning, teacher, config, "finetune")
@@ -359,7 +361,7 @@ def _select_by_finetuning(
     config: OptimizeConfig,
     plan: Plan,
     pool: list[dict[str, str]],
-    data: Dataset,
+    data: tuple[Dataset, torch.Tensor],
     info: dict[str, Any],
 ) -> Plan:
     """Successive halving over the pool (``natopt.pipeline.fidelity``): the plan with the best
@@ -369,7 +371,7 @@ def _select_by_finetuning(
     chosen, candidates = successive_halving(
         problem,
         pool,
-        data,
+        *data,
         config.rungs,
         config.finetune,
         seed=config.seed,

@@ -66,7 +66,12 @@ def test_the_schedule_halves_and_keeps_the_best_fine_tuned_plan(problem, monkeyp
     monkeypatch.setattr(fidelity, "train_candidate", fake_train)
     rungs = ((4, 3), (2, 5))
     chosen, records = fidelity.successive_halving(
-        problem, POOL, problem.splits.finetune, rungs, FinetuneConfig(steps=1)
+        problem,
+        POOL,
+        problem.splits.finetune,
+        problem.reference["finetune"],
+        rungs,
+        FinetuneConfig(steps=1),
     )
     assert chosen == POOL[2]
     assert sorted(len(r.scores) for r in records) == [1, 1, 2, 2]
@@ -81,7 +86,12 @@ def test_the_schedule_halves_and_keeps_the_best_fine_tuned_plan(problem, monkeyp
 
     monkeypatch.setattr(fidelity, "train_candidate", fake_train_reversed)
     fidelity.successive_halving(
-        problem, POOL[::-1], problem.splits.finetune, rungs, FinetuneConfig(steps=1)
+        problem,
+        POOL[::-1],
+        problem.splits.finetune,
+        problem.reference["finetune"],
+        rungs,
+        FinetuneConfig(steps=1),
     )
     assert reversed_seeds == seeds
 
@@ -89,14 +99,24 @@ def test_the_schedule_halves_and_keeps_the_best_fine_tuned_plan(problem, monkeyp
 def test_ties_keep_the_cheaper_plan(problem, monkeypatch):
     monkeypatch.setattr(fidelity, "train_candidate", lambda *args, **kwargs: 0.5)
     chosen, _ = fidelity.successive_halving(
-        problem, POOL, problem.splits.finetune, ((4, 1),), FinetuneConfig(steps=1)
+        problem,
+        POOL,
+        problem.splits.finetune,
+        problem.reference["finetune"],
+        ((4, 1),),
+        FinetuneConfig(steps=1),
     )
     assert chosen == POOL[3]  # both branches removed: the cheapest of equal quality
 
 
 def test_real_fine_tuning_scores_each_rung(problem):
     chosen, records = fidelity.successive_halving(
-        problem, POOL, problem.splits.finetune, ((3, 4), (1, 4)), FinetuneConfig(steps=1)
+        problem,
+        POOL,
+        problem.splits.finetune,
+        problem.reference["finetune"],
+        ((3, 4), (1, 4)),
+        FinetuneConfig(steps=1),
     )
     assert chosen in POOL[:3]
     assert sorted(len(r.scores) for r in records) == [1, 1, 2]
