@@ -63,7 +63,12 @@ from natopt.pipeline.problem import (
 )
 from natopt.pipeline.progress import ProgressBar
 from natopt.pipeline.quality import Quality, score
-from natopt.pipeline.verify_export import check_onnx, measure_latency, onnx_outputs
+from natopt.pipeline.verify_export import (
+    check_onnx,
+    measure_latency,
+    onnx_file_bytes,
+    onnx_outputs,
+)
 
 __all__ = ["OptimizeConfig", "Result", "optimize", "SEARCHES"]
 
@@ -291,7 +296,7 @@ def optimize(
             len(splits.test),
         )
         latency = measure_latency(before_path, after_path) if config.measure_latency else None
-        sizes = [p.stat().st_size for p in (before_path, after_path, control_path)]
+        sizes = [onnx_file_bytes(p) for p in (before_path, after_path, control_path)]
         onnx_path = None
         if output is not None and verdict.accepted:
             onnx_path = Path(output)

@@ -20,7 +20,7 @@ from natopt.bench import bench_models
 from natopt.errors import BackendError
 from natopt.pipeline.data import Dataset
 
-__all__ = ["check_onnx", "onnx_outputs", "measure_latency", "LatencyPair"]
+__all__ = ["check_onnx", "onnx_outputs", "onnx_file_bytes", "measure_latency", "LatencyPair"]
 
 TOLERANCE = 1e-4
 
@@ -77,6 +77,22 @@ def onnx_outputs(path: Path, data: Dataset, batch_size: int = 256) -> torch.Tens
             arrays = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in arrays]
         outputs.append(session.run(None, dict(zip(names, arrays, strict=True)))[0][:n])
     return torch.from_numpy(np.concatenate(outputs))
+
+
+def onnx_file_bytes(path: Path) -> int:
+    """Bytes of an ONNX model on disk: the file and every external-data file it names."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    locations = {
+        entry.value
+        for tensor in model.graph.initializer
+        if tensor.data_location == onnx.TensorProto.EXTERNAL
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    extra = sum((path.parent / name).stat().st_size for name in locations)
+    return path.stat().st_size + extra
 
 
 def measure_latency(

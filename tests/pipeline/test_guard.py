@@ -206,3 +206,20 @@ def test_the_api_raises_a_quality_error_that_carries_the_result():
     assert report["quality_guard"]["drop_points"] > 0
     assert info.value.result.onnx_path is None
     assert info.value.exit_status == 3
+
+
+def test_the_size_of_an_onnx_file_counts_its_external_data(tmp_path):
+    import onnx
+
+    from natopt.pipeline.verify_export import onnx_file_bytes
+
+    root = resources.files("natopt") / "data"
+    model = onnx.load(str(root / "example_mnist.onnx"))
+    inline = tmp_path / "inline.onnx"
+    onnx.save_model(model, str(inline))
+    split = tmp_path / "split.onnx"
+    onnx.save_model(model, str(split), save_as_external_data=True, location="split.onnx.data",
+                    size_threshold=0)  # fmt: skip
+    assert split.stat().st_size < inline.stat().st_size / 4
+    assert onnx_file_bytes(inline) == inline.stat().st_size
+    assert abs(onnx_file_bytes(split) - inline.stat().st_size) < 0.1 * inline.stat().st_size
