@@ -106,9 +106,7 @@ def main() -> int:
         graph = problem.build(plan, base=problem.graph)
         module = to_torch(graph)
         finetune(module, tuning, teacher, FinetuneConfig(steps=args.final_steps), seed=args.seed)
-        with torch.no_grad():
-            outputs = torch.cat([module(*xs) for xs, _ in problem.splits.test.batches(256)])
-        row["final"] = problem.score_outputs(outputs, "test").quality
+        row["final"] = problem.module_quality(module, "test").quality
         rows.append(row)
         print(
             f"{number + 1:>2}/{len(pool)} "

@@ -32,16 +32,10 @@ from natopt.pipeline.data import Dataset
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.problem import SearchProblem, strip_keep
 
-__all__ = ["Rung", "Candidate", "successive_halving", "DEFAULT_RUNGS"]
+__all__ = ["Candidate", "successive_halving", "train_candidate", "DEFAULT_RUNGS"]
 
 # (candidates entering the rung, fine-tuning steps in it); later rungs resume training
 DEFAULT_RUNGS: tuple[tuple[int, int], ...] = ((4, 50), (2, 150))
-
-
-@dataclass(slots=True, frozen=True)
-class Rung:
-    candidates: int
-    steps: int
 
 
 @dataclass(slots=True)
@@ -76,15 +70,7 @@ def train_candidate(
     if candidate.module is None:
         candidate.module = to_torch(problem.build(candidate.plan, base=problem.graph))
     finetune(candidate.module, data, teacher, config, seed=seed)
-    with torch.no_grad():
-        outputs = torch.cat(
-            [_first(candidate.module(*xs)) for xs, _ in problem.splits.val.batches(256)]
-        )
-    return problem.score_outputs(outputs, "val").quality
-
-
-def _first(out: Any) -> torch.Tensor:
-    return out[0] if isinstance(out, (tuple, list)) else out
+    return problem.module_quality(candidate.module, "val").quality
 
 
 def successive_halving(

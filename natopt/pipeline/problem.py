@@ -26,7 +26,7 @@ from natopt.passes.transitions.targets import target_for
 from natopt.pipeline.budget import Budget, reward
 from natopt.pipeline.data import Dataset, Splits
 from natopt.pipeline.finetune import FinetuneConfig, finetune
-from natopt.pipeline.quality import Quality, score
+from natopt.pipeline.quality import Quality, predict, score
 
 __all__ = ["SearchProblem", "graph_outputs", "strip_keep", "calibration_batches", "cheapest_plan"]
 
@@ -93,6 +93,15 @@ class SearchProblem:
 
     def quality(self, graph: Graph, split: str) -> Quality:
         return self.score_outputs(graph_outputs(graph, self._data(split)), split)
+
+    def module_quality(self, module: torch.nn.Module, split: str) -> Quality:
+        """Quality of a (fine-tuned) torch module's first output on ``split``."""
+
+        def first(xs: list[torch.Tensor]) -> torch.Tensor:
+            out = module(*xs)
+            return out[0] if isinstance(out, (tuple, list)) else out
+
+        return self.score_outputs(predict(first, self._data(split)), split)
 
     def latency_pair(self, graph: Graph) -> tuple[float, float] | None:
         """(``graph``'s, the original's) estimated latency in ms, with a latency estimator."""
