@@ -7,6 +7,8 @@ plan is scored at every fidelity:
 
 - ``refit``: validation quality with inherited, least-squares-refit weights (the search's
   score; no training);
+- ``score10``: validation quality after 10 fine-tuning steps on the search split, exactly
+  as the search scores plans with ``--score-steps 10``;
 - ``ft50`` / ``ft200``: validation quality after 50, then 200 steps of fine-tuning (the rungs
   of ``natopt.pipeline.fidelity``, resumed as they are there);
 - ``final``: test-split quality after a fresh 600-step fine-tune (what ``optimize`` ships).
@@ -43,7 +45,7 @@ from natopt.pipeline.finetune import FinetuneConfig, finetune  # noqa: E402
 from natopt.pipeline.problem import graph_outputs, strip_keep  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fidelity_rank.json"
-FIDELITIES = ("refit", "ft50", "ft200")
+FIDELITIES = ("refit", "score10", "ft50", "ft200")
 
 
 def ranks(values: list[float]) -> np.ndarray:
@@ -98,15 +100,25 @@ def main() -> int:
     rows = []
     for number, plan in enumerate(pool):
         plan = strip_keep(plan)
-        row: dict = {"plan": plan, "refit": problem.validate(plan).quality}
+        seconds: dict[str, float] = {}
+        clock = time.perf_counter()
+        row: dict = {"plan": plan, "refit": problem.validate(plan).quality, "seconds": seconds}
+        seconds["refit"] = time.perf_counter() - clock
+        clock, problem.score_steps = time.perf_counter(), 10
+        row["score10"] = problem.validate(plan).quality
+        seconds["score10"], problem.score_steps = time.perf_counter() - clock, 0
         candidate = Candidate(plan, row["refit"], 0)
         for name, steps in (("ft50", 50), ("ft200", 150)):
+            clock = time.perf_counter()
             config = FinetuneConfig(steps=steps)
             row[name] = train_candidate(problem, candidate, tuning, teacher, config, args.seed)
+            seconds[name] = time.perf_counter() - clock
+        clock = time.perf_counter()
         graph = problem.build(plan, base=problem.graph)
         module = to_torch(graph)
         finetune(module, tuning, teacher, FinetuneConfig(steps=args.final_steps), seed=args.seed)
         row["final"] = problem.module_quality(module, "test").quality
+        seconds["final"] = time.perf_counter() - clock
         rows.append(row)
         print(
             f"{number + 1:>2}/{len(pool)} "
@@ -117,7 +129,8 @@ def main() -> int:
     final = [r["final"] for r in rows]
     best = max(final)
     summary = []
-    print(f"\n{'fidelity':<10} {'spearman vs final':>18} {'chosen final %':>15} {'regret pts':>11}")
+    header = f"{'fidelity':<10} {'spearman vs final':>18} {'chosen final %':>15}"
+    print(f"\n{header} {'regret pts':>11} {'s / plan':>9}")
     for name in FIDELITIES:
         scores = [r[name] for r in rows]
         chosen = max(range(len(rows)), key=lambda i: scores[i])
@@ -126,11 +139,13 @@ def main() -> int:
             "spearman": spearman(scores, final),
             "chosen_final": final[chosen],
             "regret_points": 100 * (best - final[chosen]),
+            # ft200 resumes ft50's model: its seconds are the 150 extra steps
+            "seconds_per_plan": float(np.mean([r["seconds"][name] for r in rows])),
         }
         summary.append(entry)
         print(
             f"{name:<10} {entry['spearman']:>18.3f} {100 * entry['chosen_final']:>15.2f} "
-            f"{entry['regret_points']:>11.2f}"
+            f"{entry['regret_points']:>11.2f} {entry['seconds_per_plan']:>9.2f}"
         )
     result = {
         "model": "natopt example (residual CNN, real MNIST)",

@@ -3,6 +3,10 @@
     natopt optimize model.onnx -o model.opt.onnx --data data.npz [--budget macs=0.6]
     natopt optimize --example
 
+With no --budget and no --objective it returns the fastest model, by measured latency, whose
+fine-tuned quality stays within --max-drop points of the original's; --budget METRIC=F asks
+for the best quality at that cost, --objective accuracy for NAT's own objective.
+
 Prints a progress bar per phase, then a before/after table with the control (the original
 architecture fine-tuned the same way) and the plan; ``--report`` writes the same as JSON and
 ``--save-plan`` the plan, each file whole or not at all. The input model is never written to.
@@ -31,12 +35,12 @@ from natopt.pipeline.budget import Budget
 from natopt.pipeline.fidelity import DEFAULT_RUNGS
 from natopt.pipeline.finetune import FinetuneConfig
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, parse_max_drop
+from natopt.pipeline.objective import OBJECTIVES, resolve_objective
 from natopt.pipeline.optimize import SEARCHES, OptimizeConfig, optimize
 
 __all__ = ["register", "run", "format_comparison"]
 
 NAME = "optimize"
-EXAMPLE_BUDGET = "macs=0.75"
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -56,13 +60,18 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="run on the built-in MNIST example (model and data ship with natopt)",
     )
     p.add_argument("--search", choices=SEARCHES, default="nat")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(
+    p.add_argument(
         "--objective",
-        choices=["accuracy"],
-        help="NAT's objective: best quality, never costlier (the default)",
+        choices=OBJECTIVES,
+        help="fastest (the default without --budget): the fastest model, by measured latency, "
+        "whose fine-tuned quality stays within --max-drop; accuracy: NAT's objective, best "
+        "quality, never costlier",
     )
-    group.add_argument("--budget", help="METRIC=FRACTION of the original: macs, params, latency")
+    p.add_argument(
+        "--budget",
+        help="best quality at a cost: METRIC=FRACTION of the original, METRIC one of macs, "
+        "params, latency (not with --objective)",
+    )
     p.add_argument(
         "--space",
         choices=["nat", "nat++", "full"],
@@ -82,6 +91,14 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         type=int,
         default=0,
         help="shared-weight training steps per sampled plan during the search",
+    )
+    p.add_argument(
+        "--score-steps",
+        type=int,
+        default=0,
+        help="fine-tuning steps before each plan the search samples is scored (0: score its "
+        "least-squares refit as it is; more: a slower search that ranks plans by what "
+        "fine-tuning makes of them)",
     )
     p.add_argument(
         "--max-drop",
@@ -183,20 +200,27 @@ def _load_plan(path: str) -> Plan:
 
 
 def _config(args: argparse.Namespace) -> OptimizeConfig:
-    budget = args.budget or (EXAMPLE_BUDGET if args.example and not args.objective else None)
     levels = tuple(x.strip() for x in args.transitions.split(",")) if args.transitions else None
-    if min(args.evaluations, args.candidates, args.latency_rounds) < 1 or args.finetune_steps < 0:
+    if (
+        min(args.evaluations, args.candidates, args.latency_rounds) < 1
+        or min(args.finetune_steps, args.score_steps) < 0
+    ):
         raise NatoptError(
-            "--evaluations, --candidates and --latency-rounds must be >= 1, --finetune-steps >= 0"
+            "--evaluations, --candidates and --latency-rounds must be >= 1, --finetune-steps "
+            "and --score-steps >= 0"
         )
+    parsed = Budget.parse(args.budget) if args.budget else None
+    resolve_objective(args.objective, parsed)  # refuses --objective with --budget
     return OptimizeConfig(
         search=args.search,
-        budget=Budget.parse(budget) if budget else None,
+        objective=args.objective,
+        budget=parsed,
         space=args.space,
         levels=levels,
         evaluations=args.evaluations,
         candidates=args.candidates,
         shared_steps=args.shared_steps,
+        score_steps=args.score_steps,
         finetune=FinetuneConfig(steps=args.finetune_steps),
         seed=args.seed,
         progress=not args.quiet,
@@ -255,6 +279,9 @@ def format_comparison(report: dict[str, Any]) -> str:
     for op in changed:
         b, a = before["ops"].get(op, 0), after["ops"].get(op, 0)
         lines.append(f"{'  ' + op + ' ops':44} {b:>16} {a:>16}")
+    objective = report.get("objective")
+    if objective:
+        lines.append(f"objective: {objective['description']}")
     latency = report.get("latency")
     if latency:
         lines.append(

@@ -74,7 +74,9 @@ def reward(
     cost_weight: float,
     latency: tuple[float, float] | None = None,
 ) -> float:
-    """The search's reward; ``cost_weight`` applies to the accuracy objective only."""
+    """The search's reward; ``cost_weight`` applies without a budget only (the accuracy
+    objective's tie-breaker, or the fastest objective's trade-off,
+    ``natopt.pipeline.objective``)."""
     saved = 1.0 - cost.macs / max(original.macs, 1)
     if budget is None:
         return quality_gain + cost_weight * saved

@@ -21,6 +21,7 @@ rungs choose, they do not give the chosen plan extra training.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,11 +84,14 @@ def successive_halving(
     *,
     seed: int = 0,
     progress: Any = None,
+    rank: Callable[[float, float], tuple[float, ...]] | None = None,
 ) -> tuple[dict[str, str], list[Candidate]]:
-    """The plan of ``pool`` with the best validation quality after the rungs' fine-tuning,
-    and every candidate's record. Training distils ``teacher`` (the original's outputs on
-    ``data``). ``pool`` is ordered best first; ties keep the cheaper plan, then the earlier
-    one."""
+    """The plan of ``pool`` that ranks first after the rungs' fine-tuning, and every
+    candidate's record. Training distils ``teacher`` (the original's outputs on ``data``).
+    ``rank(quality, macs)`` orders candidates after each rung (smaller first; default: the
+    best validation quality, then the cheaper); ``pool`` is ordered best first, and ties
+    keep the earlier plan."""
+    rank = rank or (lambda quality, macs: (-quality, macs))
     if not pool:
         raise ValueError("successive_halving: the pool is empty")
     unique = list({tuple(sorted(strip_keep(p).items())): strip_keep(p) for p in pool}.values())
@@ -109,7 +113,7 @@ def successive_halving(
             done += steps
             if progress is not None:
                 progress(done, total, f"rung {index + 1}: {number + 1}/{len(alive)}")
-        alive.sort(key=lambda c: (-c.scores[-1], c.macs))
+        alive.sort(key=lambda c: rank(c.scores[-1], c.macs))
     for candidate in everyone:
         candidate.module = None  # free the trained copies: the final fine-tune starts afresh
     best = alive[0] if rungs else everyone[0]

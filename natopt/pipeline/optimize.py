@@ -54,6 +54,12 @@ from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
 from natopt.pipeline.latency_budget import LatencyRound, choose_round, next_budget
 from natopt.pipeline.latency_probes import unit_variants
+from natopt.pipeline.objective import (
+    ACCURACY_WEIGHT,
+    FASTEST_WEIGHT,
+    Objective,
+    resolve_objective,
+)
 from natopt.pipeline.problem import (
     SearchProblem,
     calibration_batches,
@@ -80,7 +86,10 @@ class OptimizeConfig:
     """Everything ``optimize`` can be told; the CLI fills it from its flags."""
 
     search: str = "nat"
-    budget: Budget | None = None  # None: the accuracy objective (never costs more)
+    # None: the fastest model within max_drop (or, with a budget, best quality at that cost);
+    # "accuracy": NAT's objective (best quality, never costlier); see natopt.pipeline.objective
+    objective: str | None = None
+    budget: Budget | None = None
     space: str = "nat++"  # transition vocabulary: "nat", "nat++", "full"
     levels: tuple[str, ...] | None = None  # the full vocabulary's levels to use (not space)
     evaluations: int = 48
@@ -89,7 +98,8 @@ class OptimizeConfig:
     calibration_samples: int = 128
     keep_prior: float | None = 0.75  # NAT and random start by keeping each unit this often
     shared_steps: int = 0  # shared-weight steps per sampled plan (0: no weight sharing)
-    cost_weight: float = 0.005
+    score_steps: int = 0  # fine-tuning steps before a plan is scored (0: its refit score)
+    cost_weight: float | None = None  # reward per cost fraction saved (None: the objective's)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = 0
     progress: bool = True
@@ -220,6 +230,7 @@ def optimize(
     config = config or OptimizeConfig()
     if config.search not in SEARCHES:
         raise PlanError(f"unknown search {config.search!r}; choose one of {', '.join(SEARCHES)}")
+    objective_name = resolve_objective(config.objective, config.budget)
     say = log or (lambda _msg: None)
     times: dict[str, float] = {}
     torch.manual_seed(config.seed)
@@ -238,6 +249,7 @@ def optimize(
         mask = compute_mask(graph, vocabulary, width=_width_options(vocabulary, config))
         # the final fine-tuning sees every sample but the validation and test ones
         tuning = concat(splits.search, splits.finetune)
+        _check_schedule(config)
         size = min(config.eval_samples, len(splits.search))
         splits = dataclasses.replace(splits, search=splits.search.subset(np.arange(size)))
 
@@ -252,29 +264,33 @@ def optimize(
             mask,
             splits,
             config.budget,
-            config.cost_weight,
+            _cost_weight(config, objective_name),
             calibration_batches(splits.finetune, config.calibration_samples),
             shared_steps=config.shared_steps,
             seed=config.seed,
+            score_steps=config.score_steps,
             latency=estimator,
         )
+    objective = Objective(objective_name, config.max_drop, problem.baseline["val"].quality)
     say(
         f"{len(mask.units)} units, {int(mask.valid.sum())} valid transitions "
-        f"over a vocabulary of {len(vocabulary)}"
+        f"over a vocabulary of {len(vocabulary)}; objective: {_describe(objective, config)}"
     )
 
     with _phase(times, "search"):
-        plan, search_info, pool = _choose_plan(problem, config, say)
+        plan, search_info, pool = _choose_plan(problem, config, objective, say)
     teacher = graph_outputs(graph, tuning)  # the original's outputs: every fine-tune distils them
+    finalists = [plan]
     with _phase(times, "rungs"):
         if len(pool) > 1 and config.rungs:
-            plan = _select_by_finetuning(
-                problem, config, plan, pool, (tuning, teacher), search_info
+            finalists = _select_by_finetuning(
+                problem, config, objective, plan, pool, (tuning, teacher), search_info
             )
 
     with _phase(times, "finetune"):
-        chosen = problem.build(plan.transitions, base=graph)
-        module, losses = _finetuned(chosen, tuning, teacher, config, "finetune")
+        plan, chosen, module, losses = _final_model(
+            problem, config, objective, finalists, (tuning, teacher), search_info, say
+        )
     with _phase(times, "control"):
         control = graph.copy()
         _finetuned(control, tuning, teacher, config, "control")
@@ -307,6 +323,12 @@ def optimize(
     report = {
         "kind": "natopt.optimize",
         "accepted": verdict.accepted,
+        "objective": {
+            "name": objective.name,
+            "budget": None if config.budget is None else str(config.budget),
+            "max_drop": config.max_drop,
+            "description": _describe(objective, config),
+        },
         "before": _summary(graph, qualities[0], before_ms, sizes[0]),
         "after": _summary(chosen, qualities[1], latency and latency.after_ms, sizes[1]),
         # the original architecture, fine-tuned exactly as the optimised one (its latency is
@@ -334,7 +356,10 @@ def optimize(
 
 
 def _choose_plan(
-    problem: SearchProblem, config: OptimizeConfig, say: Callable[[str], None]
+    problem: SearchProblem,
+    config: OptimizeConfig,
+    objective: Objective,
+    say: Callable[[str], None],
 ) -> tuple[Plan, dict[str, Any], list[dict[str, str]]]:
     """The plan to fine-tune: the given one (checked against the model), or the search's;
     its search info; and the search's pool of most promising plans (best first) for the
@@ -350,11 +375,14 @@ def _choose_plan(
             )
         return plan, {"method": "plan", "evaluations": 0, "best_reward": 0.0}, []
     _check_budget(problem, config.budget)
-    plan, found, pool = _search_plan(problem, config)
+    plan, found, pool = _search_plan(problem, config, objective)
     info = _search_info(problem, config, plan, found)
     if _calibrates_latency(config):
-        plan, info, pool = _meet_latency(problem, config, (plan, found, pool), say)
-    warning = doomed(problem.baseline["val"].quality, info["best_quality"], config.max_drop)
+        plan, info, pool = _meet_latency(problem, config, objective, (plan, found, pool), say)
+    # the fastest objective explores plans whose refit quality is far down on purpose
+    warning = None
+    if objective.name != "fastest":
+        warning = doomed(problem.baseline["val"].quality, info["best_quality"], config.max_drop)
     info["warning"] = warning
     if warning:
         say(warning)
@@ -364,13 +392,16 @@ def _choose_plan(
 def _select_by_finetuning(
     problem: SearchProblem,
     config: OptimizeConfig,
+    objective: Objective,
     plan: Plan,
     pool: list[dict[str, str]],
     data: tuple[Dataset, torch.Tensor],
     info: dict[str, Any],
-) -> Plan:
-    """Successive halving over the pool (``natopt.pipeline.fidelity``): the plan with the best
-    validation quality after short fine-tunes; the rungs' records go into ``info``."""
+) -> list[Plan]:
+    """Successive halving over the pool (``natopt.pipeline.fidelity``), ranked by the
+    objective: the plans that went through every rung, first-ranked first (for the fastest
+    objective, those within the tolerance by measured latency); the rungs' records go into
+    ``info``."""
     total = sum(size * steps for size, steps in config.rungs)
     bar = ProgressBar("rungs", total, enabled=config.progress)
     chosen, candidates = successive_halving(
@@ -381,15 +412,79 @@ def _select_by_finetuning(
         config.finetune,
         seed=config.seed,
         progress=lambda done, _total, text: bar.update(done, text),
+        rank=objective.rank,
     )
     bar.close(f"{len(candidates)} plans fine-tuned")
+    last = [c for c in candidates if len(c.scores) == len(config.rungs)]
+    last.sort(key=lambda c: objective.rank(c.scores[-1], c.macs))
+    within = [c.plan for c in last if objective.within(c.scores[-1])]
+    measured: dict[str, float] = {}
+    if objective.name == "fastest" and config.measure_latency and len(within) > 1:
+        measured = _measured_ratios(problem, within)
+        within.sort(key=lambda p: measured[_key(p)])
+    finalists = within + [c.plan for c in last if c.plan not in within]
     info["fidelity"] = {
         "rungs": [list(r) for r in config.rungs],
         "candidates": [c.to_dict() for c in candidates],
         "refit_choice": plan.transitions,
-        "changed_choice": chosen != plan.transitions,
+        "changed_choice": finalists[0] != plan.transitions,
+        "within_max_drop": len(within),
+        "measured_latency_ratio": measured,
     }
-    return Plan(chosen)
+    return [Plan(p) for p in finalists]
+
+
+def _measured_ratios(problem: SearchProblem, plans: list[dict[str, str]]) -> dict[str, float]:
+    """Each plan's onnxruntime latency as a fraction of the original's (interleaved)."""
+    ratios = {}
+    with tempfile.TemporaryDirectory(prefix="natopt-finalists-") as tmp:
+        original, candidate = Path(tmp) / "original.onnx", Path(tmp) / "candidate.onnx"
+        _to_onnx(problem.graph, original)
+        for plan in plans:
+            _to_onnx(problem.build(plan, base=problem.graph), candidate)
+            pair = measure_latency(original, candidate, max_seconds=2.0)
+            ratios[_key(plan)] = 1.0 / pair.speedup
+    return ratios
+
+
+def _key(plan: dict[str, str]) -> str:
+    return ",".join(f"{unit}={t}" for unit, t in sorted(plan.items())) or "(original)"
+
+
+def _final_model(
+    problem: SearchProblem,
+    config: OptimizeConfig,
+    objective: Objective,
+    finalists: list[Plan],
+    data: tuple[Dataset, torch.Tensor],
+    info: dict[str, Any],
+    say: Callable[[str], None],
+) -> tuple[Plan, Graph, torch.nn.Module, list[float]]:
+    """The chosen plan fine-tuned in full: the first finalist, or, for the fastest
+    objective, the first whose fine-tuned validation quality stays within the tolerance
+    (the next finalist is tried when one does not; if none does, the best of them)."""
+    tries = finalists if objective.name == "fastest" else finalists[:1]
+    tried = []
+    for number, plan in enumerate(tries):
+        graph = problem.build(plan.transitions, base=problem.graph)
+        module, losses = _finetuned(graph, *data, config, "finetune")
+        quality = problem.module_quality(module, "val").quality
+        tried.append((plan, graph, module, losses, quality))
+        if objective.within(quality) or number == len(tries) - 1:
+            break
+        say(
+            f"the fastest finalist drops {100 * (objective.baseline - quality):.2f} points on "
+            f"validation after fine-tuning (max {config.max_drop:g}); trying the next"
+        )
+    info["final_tries"] = [
+        {"plan": t[0].transitions, "val_quality": t[4], "within": objective.within(t[4])}
+        for t in tried
+    ]
+    last = tried[-1]
+    plan, graph, module, losses, _ = (
+        last if objective.within(last[4]) else max(tried, key=lambda t: t[4])
+    )
+    return plan, graph, module, losses
 
 
 def _finetuned(
@@ -421,21 +516,19 @@ def _onnx_qualities(test: Dataset, before: Path, *others: Path) -> list[Quality]
 
 
 def _search_plan(
-    problem: SearchProblem, config: OptimizeConfig
+    problem: SearchProblem, config: OptimizeConfig, objective: Objective
 ) -> tuple[Plan, SearchResult, list[dict[str, str]]]:
     """One search: its chosen plan, its result, and its pool: the chosen plan, then the other
-    plans it scored within the budget, by reward (the fine-tuning rungs' candidates)."""
+    plans it scored within the budget as the objective picks them (the rungs' candidates)."""
     start = len(problem.evaluated)
     bar = ProgressBar("search", config.evaluations, enabled=config.progress)
     found = _search(problem, config, bar)
     bar.close(f"{found.evaluations} evaluations")
     plan = Plan(strip_keep(found.best_plan))
     scored = [e for e in problem.evaluated[start:] if e["split"] == "search" and e["within_budget"]]
-    pool = [plan.transitions]
-    for entry in sorted(scored, key=lambda e: -e["reward"]):
-        if entry["plan"] not in pool:
-            pool.append(entry["plan"])
     size = config.rungs[0][0] if config.rungs else 1
+    pool = [plan.transitions]
+    pool += [p for p in objective.pool(scored, size) if p != plan.transitions]
     return plan, found, pool[:size]
 
 
@@ -466,6 +559,7 @@ def _calibrates_latency(config: OptimizeConfig) -> bool:
 def _meet_latency(
     problem: SearchProblem,
     config: OptimizeConfig,
+    objective: Objective,
     first: tuple[Plan, SearchResult, list[dict[str, str]]],
     say: Callable[[str], None],
 ) -> tuple[Plan, dict[str, Any], list[dict[str, str]]]:
@@ -486,7 +580,7 @@ def _meet_latency(
                     _check_budget(problem, problem.budget)
                 except BudgetError:
                     break  # the table prices every plan of the space over this budget
-                plan, found, pool = _search_plan(problem, config)
+                plan, found, pool = _search_plan(problem, config, objective)
             _to_onnx(problem.build(plan.transitions, base=problem.graph), candidate)
             measured = 1.0 / measure_latency(original, candidate, max_seconds=3.0).speedup
             quality = found.best_evaluation.quality
@@ -520,6 +614,32 @@ def _latency_estimator(
     table.measure(probes, progress=bar.update)
     bar.close(f"{len(probes)} segments timed, table {table.path}")
     return partial(estimate_latency, table=table)
+
+
+def _check_schedule(config: OptimizeConfig) -> None:
+    """The rungs must fit the search: the first rung cannot take more plans than it scores."""
+    if config.plan is not None or not config.rungs:
+        return
+    first = config.rungs[0][0]
+    if first > config.evaluations:
+        raise PlanError(
+            f"the first rung fine-tunes {first} plans, but the search scores only "
+            f"{config.evaluations}; lower the rungs' plans or raise --evaluations"
+        )
+
+
+def _cost_weight(config: OptimizeConfig, objective: str) -> float:
+    if config.cost_weight is not None:
+        return config.cost_weight
+    return FASTEST_WEIGHT if objective == "fastest" else ACCURACY_WEIGHT
+
+
+def _describe(objective: Objective, config: OptimizeConfig) -> str:
+    if objective.name == "fastest":
+        return f"the fastest model within {config.max_drop:g} points"
+    if objective.name == "budget":
+        return f"best quality at {config.budget}"
+    return "best quality, never costlier"
 
 
 def _to_onnx(graph: Graph, path: Path) -> None:

@@ -5,8 +5,10 @@ weights shared-weight training adapts), refitting every replacement by least squ
 calibration activations (natopt folds BatchNorm, so this refit stands in for re-estimated
 normalisation statistics: it restores each unit's output directly), and comparing quality
 with the original's on the same samples: reward = quality(alpha) - quality(beta) + cost
-term (``natopt.pipeline.budget``). For a latency budget, ``latency`` estimates a graph's
-latency in ms (``natopt.pipeline.latency_probes.latency_estimator``); it prices every plan.
+term (``natopt.pipeline.budget``). With ``score_steps``, a plan is first fine-tuned that many
+steps (a higher fidelity: ``benchmarks/fidelity_rank.py`` measures which ranks plans best).
+For a latency budget, ``latency`` estimates a graph's latency in ms
+(``natopt.pipeline.latency_probes.latency_estimator``); it prices every plan.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from natopt.pipeline.data import Dataset, Splits
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.quality import Quality, predict, score
 
-__all__ = ["SearchProblem", "graph_outputs", "strip_keep", "calibration_batches", "cheapest_plan"]
+__all__ = [
+    "SearchProblem",
+    "graph_outputs",
+    "strip_keep",
+    "calibration_batches",
+    "cheapest_plan",
+    "unit_savings",
+]
 
 
 def strip_keep(plan: dict[str, str]) -> dict[str, str]:
@@ -50,6 +59,9 @@ class SearchProblem:
     calibration: ActivationCache
     shared_steps: int = 0
     seed: int = 0
+    # fidelity of a plan's score: fine-tuning steps (on the search split, distilling the
+    # original) before it is scored; 0: the refit weights as they are
+    score_steps: int = 0
     latency: Callable[[Graph], float] | None = None  # ms estimator (latency budget)
     shared: Graph = field(init=False)
     original_cost: Cost = field(init=False)
@@ -92,7 +104,15 @@ class SearchProblem:
         )
 
     def quality(self, graph: Graph, split: str) -> Quality:
-        return self.score_outputs(graph_outputs(graph, self._data(split)), split)
+        """``graph``'s quality on ``split``, after ``score_steps`` fine-tuning steps when set
+        (on a copy: the shared super-network is left as it is)."""
+        if self.score_steps <= 0:
+            return self.score_outputs(graph_outputs(graph, self._data(split)), split)
+        module = to_torch(graph.copy())
+        config = FinetuneConfig(steps=self.score_steps)
+        # every plan sees the same batches: its score differs from another's by the plan only
+        finetune(module, self.splits.search, self.reference["search"], config, seed=self.seed)
+        return self.module_quality(module, split)
 
     def module_quality(self, module: torch.nn.Module, split: str) -> Quality:
         """Quality of a (fine-tuned) torch module's first output on ``split``."""
@@ -185,21 +205,41 @@ def calibration_batches(
     return [xs for xs, _ in subset.batches(batch_size)]
 
 
-def cheapest_plan(mask: TransitionMask, metric: str) -> dict[str, str]:
-    """Every unit at its cheapest valid transition in ``metric`` (skip and null cost 0)."""
-    plan = {}
-    for row, (unit, state) in enumerate(zip(mask.units, mask.states, strict=True)):
+def _unit_price(mask: TransitionMask, row: int, name: str, metric: str) -> float:
+    """What unit ``row`` costs in ``metric`` under transition ``name`` (skip and null: 0)."""
+    state, entry = mask.states[row], mask.vocabulary.get(name)
+    if entry.op in ("skip", "null"):
+        return 0.0
+    if entry.op == "keep":
+        cost = state.cost
+    else:
+        target = target_for(state, entry)
+        cost = state.cost if isinstance(target, str) else target.cost
+    return float(cost.params if metric == "params" else cost.macs)
 
-        def price(name: str, state=state) -> float:
-            entry = mask.vocabulary.get(name)
-            if entry.op in ("skip", "null"):
-                return -1.0 if entry.op == "null" else 0.0
-            if entry.op == "keep":
-                cost = state.cost
-            else:
-                target = target_for(state, entry)
-                cost = state.cost if isinstance(target, str) else target.cost
-            return float(cost.params if metric == "params" else cost.macs)
+
+def cheapest_plan(mask: TransitionMask, metric: str) -> dict[str, str]:
+    """Every unit at its cheapest valid transition in ``metric`` (skip and null cost 0; null
+    first on a tie, since it also drops the unit's inputs)."""
+    plan = {}
+    for row, unit in enumerate(mask.units):
+
+        def price(name: str, row=row) -> tuple[float, bool]:
+            return _unit_price(mask, row, name, metric), mask.vocabulary.get(name).op != "null"
 
         plan[unit.name] = min(mask.valid_names(row), key=price)
     return plan
+
+
+def unit_savings(mask: TransitionMask, metric: str, total: float) -> torch.Tensor:
+    """[U, V] float: the fraction of ``total`` (the original's cost in ``metric``) that each
+    valid transition of each unit saves on its own, every other unit kept (0 where invalid).
+    The additive estimate the budgeted solvers plan with (``natopt.passes.nat``)."""
+    names = list(mask.vocabulary.names)
+    savings = torch.zeros(len(mask.units), len(names))
+    for row in range(len(mask.units)):
+        kept = _unit_price(mask, row, "keep", metric)
+        for name in mask.valid_names(row):
+            saved = kept - _unit_price(mask, row, name, metric)
+            savings[row, names.index(name)] = max(saved, 0.0) / max(total, 1.0)
+    return savings

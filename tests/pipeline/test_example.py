@@ -1,7 +1,7 @@
 """``natopt optimize --example``, the README's first command, end to end on real MNIST data.
 
 The shipped example (a residual CNN trained on real MNIST, 2,000 held-out test images) runs
-with its defaults; the report is read back: the guard accepted the model, and the control
+with the defaults (the fastest model within --max-drop); the report is read back: the guard accepted the model, and the control
 (the original architecture, fine-tuned the same way) is measured beside it.
 """
 
@@ -35,6 +35,20 @@ def test_the_example_is_accepted_and_written(example):
     assert report["quality_guard"]["drop_points"] <= 0.5
     assert after["macs"] <= 0.75 * before["macs"]
     assert report["latency"]["speedup"] > 1.0
+
+
+def test_the_example_asks_for_the_fastest_model_within_the_tolerance(example):
+    """No flags: the default objective. Of the finalists within --max-drop after the rungs,
+    the one with the lowest measured latency is fine-tuned first, and it stayed within."""
+    _, report, _ = example
+    assert report["objective"]["name"] == "fastest" and report["objective"]["budget"] is None
+    fidelity = report["search"]["fidelity"]
+    ratios = fidelity["measured_latency_ratio"]
+    tries = report["search"]["final_tries"]
+    assert tries[-1]["within"] is True and tries[-1]["plan"] == report["plan"]
+    if len(ratios) > 1:
+        first = ",".join(f"{u}={t}" for u, t in sorted(tries[0]["plan"].items()))
+        assert ratios[first] == min(ratios.values())
 
 
 def test_the_example_report_has_the_control(example):

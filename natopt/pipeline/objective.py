@@ -1,0 +1,97 @@
+"""What ``optimize`` is asked to find, and how the fine-tuning rungs rank candidates for it.
+
+- ``fastest`` (the default): the fastest model whose fine-tuned quality stays within
+  ``max_drop`` points of the original's. The search explores the quality-cost trade-off
+  with reward = quality gain + ``FASTEST_WEIGHT`` x the fraction of cost saved (a plan
+  that saves a quarter of the cost may lose up to a quarter of refit quality, which
+  fine-tuning mostly recovers). The rungs' pool is drawn from the front of the plans it
+  scored (no cheaper plan scored better), best reward first. At each rung a candidate is
+  *within* when its validation quality after the rung's fine-tuning is at most
+  ``max_drop`` points under the original's; the within candidates advance cheapest first,
+  then the others by quality. A short fine-tune under-states the final quality, so the test
+  is conservative: it keeps a plan that the full fine-tune would have brought within, never
+  the reverse for long.
+- ``accuracy`` (NAT's own): best quality, never costlier; reward = quality gain +
+  ``cost_weight`` x the fraction of MACs saved, a small tie-breaker.
+- ``budget`` (``--budget METRIC=F``): best quality at cost <= F of the original
+  (``natopt.pipeline.budget``).
+
+For ``accuracy`` and ``budget`` the rungs rank by validation quality, cheaper first on ties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from natopt.errors import NatoptError
+from natopt.pipeline.budget import Budget
+
+__all__ = ["OBJECTIVES", "FASTEST_WEIGHT", "ACCURACY_WEIGHT", "Objective", "resolve_objective"]
+
+OBJECTIVES = ("fastest", "accuracy")
+FASTEST_WEIGHT = 1.0  # reward per unit of cost fraction saved, under the fastest objective
+ACCURACY_WEIGHT = 0.005  # NAT's objective: a tie-breaker towards cheaper plans
+
+
+def resolve_objective(objective: str | None, budget: Budget | None) -> str:
+    """``"fastest"``, ``"accuracy"`` or ``"budget"`` from the user's choice and budget."""
+    if budget is not None:
+        if objective is not None:
+            raise NatoptError(
+                f"--objective {objective} and --budget {budget} ask for two different things: "
+                "--budget already means best quality at that cost; drop one of them"
+            )
+        return "budget"
+    if objective is None:
+        return "fastest"
+    if objective not in OBJECTIVES:
+        raise NatoptError(
+            f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)} "
+            "(or give --budget METRIC=F)"
+        )
+    return objective
+
+
+@dataclass(slots=True, frozen=True)
+class Objective:
+    """An objective with what the rungs need to rank by it: the tolerance in points and the
+    original's quality on the split the rungs score (0..1)."""
+
+    name: str  # "fastest" | "accuracy" | "budget"
+    max_drop: float
+    baseline: float
+
+    def within(self, quality: float) -> bool:
+        return 100.0 * (self.baseline - quality) <= self.max_drop
+
+    def rank(self, quality: float, cost: float) -> tuple[float, ...]:
+        """Sort key of a candidate scored ``quality`` at ``cost`` (smaller ranks first)."""
+        if self.name != "fastest":
+            return (-quality, cost)
+        if self.within(quality):
+            return (0.0, cost, -quality)
+        return (1.0, -quality, cost)
+
+    def pool(self, entries: list[dict[str, Any]], size: int) -> list[dict[str, str]]:
+        """Up to ``size`` distinct plans of the scored ``entries`` for the rungs, best first:
+        by reward, except that ``fastest`` keeps only the front (no cheaper entry scored a
+        higher quality), so the pool spreads over the trade-off instead of crowding at one
+        cost."""
+        chosen = entries
+        if self.name == "fastest":
+            chosen, best = [], float("-inf")
+            for entry in sorted(entries, key=lambda e: (_cost(e), -e["quality"])):
+                if entry["quality"] > best:
+                    chosen.append(entry)
+                    best = entry["quality"]
+        plans: list[dict[str, str]] = []
+        for entry in sorted(chosen, key=lambda e: -e["reward"]):
+            if entry["plan"] not in plans:
+                plans.append(entry["plan"])
+        return plans[:size]
+
+
+def _cost(entry: dict[str, Any]) -> float:
+    latency = entry.get("latency_ms")
+    return float(entry["macs"] if latency is None else latency)
