@@ -6,6 +6,8 @@
   works on, with budgeted, cached evaluation;
 - ``nat_search`` / ``SearchConfig`` (``search``), ``random_search`` / ``greedy_search``
   (``baselines``): the searches, sharing budget and final validation;
+- ``knapsack_search`` / ``multiple_choice_knapsack`` (``knapsack``): the non-learned
+  budgeted solver (per-unit sensitivities, multiple-choice knapsack DP);
 - ``synthetic_problem`` (``synthetic``): toy spaces with a known optimum.
 """
 
@@ -13,6 +15,11 @@ from __future__ import annotations
 
 from natopt.passes.nat.baselines import greedy_search, random_search
 from natopt.passes.nat.features import FEATURES, OP_TYPES, UnitGraph, unit_graph, unit_op_type
+from natopt.passes.nat.knapsack import (
+    KnapsackSolution,
+    knapsack_search,
+    multiple_choice_knapsack,
+)
 from natopt.passes.nat.policy import NATPolicy
 from natopt.passes.nat.search import SearchConfig, nat_search
 from natopt.passes.nat.space import (
@@ -31,6 +38,7 @@ __all__ = [
     "OP_TYPES",
     "SYNTHETIC_VOCABULARY",
     "Evaluation",
+    "KnapsackSolution",
     "NATPolicy",
     "Plan",
     "PlanEvaluator",
@@ -42,6 +50,8 @@ __all__ = [
     "Trace",
     "UnitGraph",
     "greedy_search",
+    "knapsack_search",
+    "multiple_choice_knapsack",
     "nat_search",
     "random_search",
     "synthetic_problem",
