@@ -8,6 +8,8 @@
   (``baselines``): the searches, sharing budget and final validation;
 - ``knapsack_search`` / ``multiple_choice_knapsack`` (``knapsack``): the non-learned
   budgeted solver (per-unit sensitivities, multiple-choice knapsack DP);
+- ``grow_search`` / ``GrowPolicy`` (``grow``): plans grown unit by unit in topological
+  order, each decision conditioned on the predecessors' (an option beside ``nat_search``);
 - ``synthetic_problem`` (``synthetic``): toy spaces with a known optimum.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from natopt.passes.nat.baselines import greedy_search, random_search
 from natopt.passes.nat.features import FEATURES, OP_TYPES, UnitGraph, unit_graph, unit_op_type
+from natopt.passes.nat.grow import GrownPlans, GrowPolicy, grow_sample, grow_search, unit_order
 from natopt.passes.nat.knapsack import (
     KnapsackSolution,
     knapsack_search,
@@ -38,6 +41,8 @@ __all__ = [
     "OP_TYPES",
     "SYNTHETIC_VOCABULARY",
     "Evaluation",
+    "GrowPolicy",
+    "GrownPlans",
     "KnapsackSolution",
     "NATPolicy",
     "Plan",
@@ -50,6 +55,8 @@ __all__ = [
     "Trace",
     "UnitGraph",
     "greedy_search",
+    "grow_sample",
+    "grow_search",
     "knapsack_search",
     "multiple_choice_knapsack",
     "nat_search",
@@ -57,4 +64,5 @@ __all__ = [
     "synthetic_problem",
     "unit_graph",
     "unit_op_type",
+    "unit_order",
 ]

@@ -1,4 +1,4 @@
-"""NAT, random, greedy and knapsack search on synthetic spaces whose best plan is known
+"""NAT, grow, random, greedy and knapsack search on synthetic spaces whose best plan is known
 exactly."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from natopt.passes.nat import (
     SearchConfig,
     SearchSpace,
     greedy_search,
+    grow_search,
     knapsack_search,
     nat_search,
     random_search,
@@ -23,6 +24,9 @@ from natopt.passes.nat import (
 FAST = SearchConfig.fast(keep_prior=None)  # the synthetic optima are far from 'keep'
 METHODS = {
     "nat": lambda space, budget, seed, **kw: nat_search(
+        space, budget, config=FAST, seed=seed, **kw
+    ),
+    "grow": lambda space, budget, seed, **kw: grow_search(
         space, budget, config=FAST, seed=seed, **kw
     ),
     "random": lambda space, budget, seed, **kw: random_search(space, budget, seed=seed, **kw),
