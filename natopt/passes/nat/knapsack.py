@@ -75,8 +75,8 @@ def multiple_choice_knapsack(
     k: int = 1,
 ) -> list[KnapsackSolution]:
     """The ``k`` distinct plans of highest Σ_u values[u, a_u] whose Σ_u savings[u, a_u]
-    reaches ``required`` on the grid (``None`` or <= 0: no constraint), best first (ties:
-    lower transition indices first); empty when no plan reaches it.
+    reaches ``required`` on the grid (``None`` or <= 0: no constraint), best first (ties in
+    a fixed order: the same inputs give the same list); empty when no plan reaches it.
 
     Grid: a saving s counts floor(s · bins / required) steps, capped at ``bins``; a plan is
     feasible when its steps sum to ``bins``, which implies Σ s >= required. Time
@@ -149,8 +149,8 @@ def _extend(
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Per row, the column indices of the ``k`` highest scores, highest first (ties: lower
-    index first, among those selected). Shapes: [R, C] -> [R, min(k, C)]."""
+    """Per row, the column indices of the ``k`` highest scores, highest first (ties among
+    those selected: lower index first). Shapes: [R, C] -> [R, min(k, C)]."""
     if scores.shape[1] > k:
         picked = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)
     else:
