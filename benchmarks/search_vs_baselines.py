@@ -217,23 +217,23 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
-def markdown(summary: list[dict[str, Any]]) -> str:
-    columns = [
-        key
-        for key in (
-            "setting",
-            "method",
-            "runs",
-            "optimum_found",
-            "rank",
-            "regret",
-            "val_reward",
-            "val_accuracy",
-            "macs_fraction",
-            "evaluations",
-        )
-        if any(key in row for row in summary)
-    ]
+TABLE_COLUMNS = (
+    "setting",
+    "method",
+    "runs",
+    "optimum_found",
+    "rank",
+    "regret",
+    "val_reward",
+    "val_accuracy",
+    "macs_fraction",
+    "evaluations",
+)
+
+
+def markdown(summary: list[dict[str, Any]], order: Sequence[str] = TABLE_COLUMNS) -> str:
+    """A Markdown table of the ``order`` columns that some row of ``summary`` has."""
+    columns = [key for key in order if any(key in row for row in summary)]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in summary:
         cells = []

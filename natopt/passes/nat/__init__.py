@@ -6,6 +6,10 @@
   works on, with budgeted, cached evaluation;
 - ``nat_search`` / ``SearchConfig`` (``search``), ``random_search`` / ``greedy_search``
   (``baselines``): the searches, sharing budget and final validation;
+- ``knapsack_search`` / ``multiple_choice_knapsack`` (``knapsack``): the non-learned
+  budgeted solver (per-unit sensitivities, multiple-choice knapsack DP);
+- ``grow_search`` / ``GrowPolicy`` (``grow``): plans grown unit by unit in topological
+  order, each decision conditioned on the predecessors' (an option beside ``nat_search``);
 - ``synthetic_problem`` (``synthetic``): toy spaces with a known optimum.
 """
 
@@ -13,6 +17,12 @@ from __future__ import annotations
 
 from natopt.passes.nat.baselines import greedy_search, random_search
 from natopt.passes.nat.features import FEATURES, OP_TYPES, UnitGraph, unit_graph, unit_op_type
+from natopt.passes.nat.grow import GrownPlans, GrowPolicy, grow_sample, grow_search, unit_order
+from natopt.passes.nat.knapsack import (
+    KnapsackSolution,
+    knapsack_search,
+    multiple_choice_knapsack,
+)
 from natopt.passes.nat.policy import NATPolicy
 from natopt.passes.nat.search import SearchConfig, nat_search
 from natopt.passes.nat.space import (
@@ -31,6 +41,9 @@ __all__ = [
     "OP_TYPES",
     "SYNTHETIC_VOCABULARY",
     "Evaluation",
+    "GrowPolicy",
+    "GrownPlans",
+    "KnapsackSolution",
     "NATPolicy",
     "Plan",
     "PlanEvaluator",
@@ -42,9 +55,14 @@ __all__ = [
     "Trace",
     "UnitGraph",
     "greedy_search",
+    "grow_sample",
+    "grow_search",
+    "knapsack_search",
+    "multiple_choice_knapsack",
     "nat_search",
     "random_search",
     "synthetic_problem",
     "unit_graph",
     "unit_op_type",
+    "unit_order",
 ]

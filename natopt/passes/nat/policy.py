@@ -48,7 +48,9 @@ class NATPolicy(nn.Module):
     """GCN policy: ``layers`` GCNConv layers of width ``hidden``, then a linear head.
 
     ``vocabulary_size``: the number of transitions V; ``embedding``: the op-type embedding
-    width; ``numeric_features``: F (``len(FEATURES)`` for graphs built by ``unit_graph``).
+    width; ``numeric_features``: F (``len(FEATURES)`` for graphs built by ``unit_graph``);
+    ``head_inputs``: inputs a subclass concatenates to the hidden state before the head
+    (``GrowPolicy``: the embedding of the predecessors' decisions; 0 here).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class NATPolicy(nn.Module):
         embedding: int = 16,
         numeric_features: int = len(FEATURES),
         op_types: int = len(OP_TYPES),
+        head_inputs: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -77,15 +80,19 @@ class NATPolicy(nn.Module):
                 gcn_conv(a, b, add_self_loops=True, normalize=True)
                 for a, b in zip(widths[:-1], widths[1:], strict=True)
             )
-            self.head = nn.Linear(hidden, vocabulary_size)
+            self.head = nn.Linear(hidden + head_inputs, vocabulary_size)
         self.masked_softmax = BMSoftmax()
 
-    def forward(self, graph: UnitGraph) -> Tensor:
-        """Logits [U, V] for every unit of ``graph``."""
+    def encode(self, graph: UnitGraph) -> Tensor:
+        """The last GCN layer's hidden state of every unit, [U, hidden]."""
         h = torch.cat([self.embed(graph.op_type), graph.features], dim=-1)
         for conv in self.convs:
             h = torch.relu(conv(h, graph.edge_index))
-        return self.head(h)
+        return h
+
+    def forward(self, graph: UnitGraph) -> Tensor:
+        """Logits [U, V] for every unit of ``graph``."""
+        return self.head(self.encode(graph))
 
     def set_keep_prior(self, keep: int, probability: float, mask: Tensor) -> None:
         """Bias the head so that a unit starts by keeping its op with about ``probability``.

@@ -15,6 +15,16 @@ caller's callables:
   plans (the original model is the super-network). Every method calls it after each round of
   evaluations with that round's plans, so shared-weight training is the same for all.
 
+Optional per-unit costs, for the budgeted solvers (``knapsack_search``, ``grow_search``):
+
+- ``savings`` [U, V] float: ``savings[u, v]`` is the estimated fraction of the original
+  model's total cost (in the budget's metric) saved by giving unit u transition v with every
+  other unit kept; 0 for keep, >= 0 everywhere (the mask never allows a costlier op). A plan's
+  estimated saving is the sum over its units (``SearchSpace.saving``: an additive
+  approximation; interactions such as a width change slicing a consumer are ignored).
+- ``required_saving``: the fraction the objective's budget needs saved (a budget of
+  ``macs=0.7`` needs 0.3); ``None``: no budget.
+
 Counting (``PlanEvaluator``): only distinct plans cost an evaluation. A repeated plan is
 answered from a cache and costs nothing — its score is a pure function of the plan while the
 shared weights stay fixed. ``train_shared`` changes them, so it empties the cache. A search
@@ -63,7 +73,9 @@ class SearchSpace:
     """Units x transition vocabulary with a validity mask, and the caller's scoring callables.
 
     Preconditions: ``mask`` is bool [len(units), len(vocabulary)] and every row allows
-    ``identity`` (the transition that keeps a unit as it is); ``graph.units == units``.
+    ``identity`` (the transition that keeps a unit as it is); ``graph.units == units``;
+    ``savings``, when given, is float [len(units), len(vocabulary)], >= 0, 0 on ``identity``;
+    ``required_saving``, when given, is in [0, 1] and comes with ``savings``.
     """
 
     units: list[str]
@@ -74,6 +86,8 @@ class SearchSpace:
     validate: Callable[[Plan], Evaluation] | None = None
     train_shared: Callable[[list[Plan]], None] | None = None
     identity: str = "keep"
+    savings: torch.Tensor | None = None
+    required_saving: float | None = None
 
     def __post_init__(self) -> None:
         shape = (len(self.units), len(self.vocabulary))
@@ -88,6 +102,35 @@ class SearchSpace:
             raise ValueError(f"SearchSpace: identity {self.identity!r} is not in the vocabulary")
         if not bool(self.mask[:, self.vocabulary.index(self.identity)].all()):
             raise ValueError(f"SearchSpace: every unit must allow {self.identity!r}")
+        self._check_savings(shape)
+
+    def _check_savings(self, shape: tuple[int, int]) -> None:
+        savings, required = self.savings, self.required_saving
+        if savings is not None:
+            if not savings.is_floating_point() or tuple(savings.shape) != shape:
+                raise ValueError(
+                    f"SearchSpace: savings must be float {list(shape)} (units x vocabulary: "
+                    f"the fraction of the original cost each single change saves), got "
+                    f"{savings.dtype} {list(savings.shape)}"
+                )
+            if not bool(torch.isfinite(savings).all()) or bool((savings < 0).any()):
+                raise ValueError(
+                    "SearchSpace: savings must be finite and >= 0 (no valid transition costs "
+                    "more than the op it replaces); give 0 where the mask forbids a transition"
+                )
+            if bool((savings[:, self.identity_index] != 0).any()):
+                raise ValueError(f"SearchSpace: savings of {self.identity!r} must be 0")
+        if required is not None:
+            if savings is None:
+                raise ValueError(
+                    "SearchSpace: required_saving needs savings (the per-unit estimates the "
+                    "budgeted solvers add up); pass both or neither"
+                )
+            if not 0.0 <= required <= 1.0:
+                raise ValueError(
+                    f"SearchSpace: required_saving {required} is not a fraction in [0, 1] "
+                    f"(a budget of macs=0.7 needs 0.3)"
+                )
 
     @property
     def identity_index(self) -> int:
@@ -96,6 +139,13 @@ class SearchSpace:
     def size(self) -> int:
         """The number of distinct plans: the product of the valid transitions per unit."""
         return math.prod(int(n) for n in self.mask.sum(dim=1).tolist())
+
+    def saving(self, actions: tuple[int, ...]) -> float:
+        """The plan's estimated saving: ``savings[u, actions[u]]`` summed over the units."""
+        if self.savings is None:
+            raise ValueError("SearchSpace.saving: this space has no savings")
+        index = torch.tensor(actions, dtype=torch.long).unsqueeze(1)
+        return float(self.savings.gather(1, index).sum())
 
     def plan(self, actions: tuple[int, ...]) -> Plan:
         """The plan naming, for every unit, the transition with index ``actions[u]``."""

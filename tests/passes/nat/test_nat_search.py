@@ -1,4 +1,5 @@
-"""NAT, random and greedy search on synthetic spaces whose best plan is known exactly."""
+"""NAT, grow, random, greedy and knapsack search on synthetic spaces whose best plan is known
+exactly."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from natopt.passes.nat import (
     SearchConfig,
     SearchSpace,
     greedy_search,
+    grow_search,
+    knapsack_search,
     nat_search,
     random_search,
     synthetic_problem,
@@ -23,8 +26,12 @@ METHODS = {
     "nat": lambda space, budget, seed, **kw: nat_search(
         space, budget, config=FAST, seed=seed, **kw
     ),
+    "grow": lambda space, budget, seed, **kw: grow_search(
+        space, budget, config=FAST, seed=seed, **kw
+    ),
     "random": lambda space, budget, seed, **kw: random_search(space, budget, seed=seed, **kw),
     "greedy": lambda space, budget, seed, **kw: greedy_search(space, budget, seed=seed, **kw),
+    "knapsack": lambda space, budget, seed, **kw: knapsack_search(space, budget, seed=seed, **kw),
 }
 
 

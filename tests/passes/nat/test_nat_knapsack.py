@@ -1,0 +1,156 @@
+"""The multiple-choice knapsack DP against brute force, and knapsack_search's budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+
+from natopt.passes.nat import (
+    Evaluation,
+    SearchSpace,
+    knapsack_search,
+    multiple_choice_knapsack,
+    synthetic_problem,
+)
+
+
+def brute_force(values, savings, mask, required):
+    """Every valid plan as (value, saving, actions), feasible ones only, best first."""
+    valid = [np.flatnonzero(row) for row in mask]
+    plans = []
+    for actions in itertools.product(*valid):
+        value = sum(values[u, a] for u, a in enumerate(actions))
+        saving = sum(savings[u, a] for u, a in enumerate(actions))
+        if required is None or saving >= required - 1e-12:
+            plans.append((value, saving, tuple(int(a) for a in actions)))
+    return sorted(plans, key=lambda p: -p[0])
+
+
+def random_instance(rng, units=5, vocab=4, grid=False):
+    """Values ~ N(0, 1); savings in steps of 0.01 up to 0.19 (``grid``) or U(0, 0.2)."""
+    values = rng.normal(size=(units, vocab))
+    if grid:
+        savings = rng.integers(0, 20, size=(units, vocab)) * 0.01
+    else:
+        savings = rng.random((units, vocab)) * 0.2
+    mask = rng.random((units, vocab)) < 0.7
+    mask[:, 0] = True
+    savings[:, 0] = 0.0
+    return values, savings, mask
+
+
+def test_dp_k_best_equals_brute_force_when_savings_lie_on_the_grid():
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        values, savings, mask = random_instance(rng, grid=True)
+        required = float(rng.choice([0.1, 0.2, 0.25, 0.4, 0.5]))  # 1000 / required: whole
+        solutions = multiple_choice_knapsack(values, savings, mask, required, k=5)
+        truth = brute_force(values, savings, mask, required)[:5]
+        assert [s.value for s in solutions] == pytest.approx([t[0] for t in truth]), trial
+        if not truth:  # the target is out of reach
+            continue
+        assert solutions[0].actions == truth[0][2]
+        assert len({s.actions for s in solutions}) == len(solutions)
+        assert all(s.saving >= required - 1e-9 for s in solutions)
+        assert all(mask[u, a] for s in solutions for u, a in enumerate(s.actions))
+
+
+def test_dp_on_continuous_savings_meets_the_target_and_loses_at_most_the_grid_slack():
+    rng = np.random.default_rng(1)
+    units, bins = 5, 1000
+    for _ in range(30):
+        values, savings, mask = random_instance(rng, units=units)
+        required = 0.3
+        best = multiple_choice_knapsack(values, savings, mask, required, bins=bins)
+        exact = brute_force(values, savings, mask, required)
+        if not exact:
+            assert best == []
+            continue
+        assert best[0].saving >= required - 1e-9
+        assert best[0].value <= exact[0][0] + 1e-12
+        slack = brute_force(values, savings, mask, required * (1 + units / bins))
+        if slack:  # flooring costs each unit at most one grid step of saving
+            assert best[0].value >= slack[0][0] - 1e-12
+
+
+def test_dp_without_a_constraint_is_the_k_best_unconstrained_plans():
+    rng = np.random.default_rng(2)
+    values, savings, mask = random_instance(rng)
+    solutions = multiple_choice_knapsack(values, savings, mask, None, k=6)
+    truth = brute_force(values, savings, mask, None)[:6]
+    assert [s.value for s in solutions] == pytest.approx([t[0] for t in truth])
+    assert solutions[0].actions == tuple(int(i) for i in np.where(mask, values, -np.inf).argmax(1))
+
+
+def test_dp_reports_an_unreachable_target_as_no_solution():
+    values, savings, mask = random_instance(np.random.default_rng(3), grid=True)
+    reachable = np.where(mask, savings, 0).max(axis=1).sum()
+    assert multiple_choice_knapsack(values, savings, mask, reachable + 0.01) == []
+
+
+class Recorder:
+    def __init__(self, space: SearchSpace) -> None:
+        self.inner = space.evaluate
+        self.plans: list[tuple[int, ...]] = []
+        self.vocabulary = space.vocabulary
+
+    def __call__(self, plan: dict[str, str]) -> Evaluation:
+        self.plans.append(tuple(self.vocabulary.index(t) for t in plan.values()))
+        return self.inner(plan)
+
+
+def recorded(space: SearchSpace) -> tuple[SearchSpace, Recorder]:
+    recorder = Recorder(space)
+    return dataclasses.replace(space, evaluate=recorder), recorder
+
+
+def test_knapsack_search_finds_the_optimum_of_an_additive_budgeted_space():
+    for seed in range(8):  # 1,300-3,100 plans each
+        problem = synthetic_problem(6, seed=seed, coupling=0.0, budget=0.5, density=0.9)
+        space = problem.space
+        result = knapsack_search(space, 40)
+        plan = tuple(space.vocabulary.index(t) for t in result.best_plan.values())
+        assert space.saving(plan) >= 0.5 - 1e-9
+        assert problem.rank(result.best_evaluation.reward) == 0, seed
+        assert result.evaluations <= 40 and result.method == "knapsack"
+
+
+def test_knapsack_search_counts_evaluations_and_measures_the_most_saving_changes_first():
+    problem = synthetic_problem(8, seed=4, budget=0.6, density=1.0)
+    space, recorder = recorded(problem.space)
+    changes = 8 * (len(space.vocabulary) - 1)
+    result = knapsack_search(space, 20)  # fewer than the single changes: phase 1 is cut
+    searched = recorder.plans[: result.evaluations]
+    assert result.evaluations == 20 == len(set(searched))
+    assert len(recorder.plans) - result.evaluations == result.validations <= 10
+    assert searched[0] == (0,) * 8
+    singles = [p for p in searched if sum(a != 0 for a in p) == 1]
+    assert len(singles) == 20 - 1 - 20 // 4 < changes
+    assert problem.space.savings is not None
+    saved = [problem.space.saving(p) for p in singles]
+    assert saved == sorted(saved, reverse=True)
+    assert all(problem.space.saving(p) >= 0.4 - 1e-9 for p in searched[len(singles) + 1 :])
+
+
+def test_knapsack_search_without_a_budget_tries_several_prices():
+    problem = synthetic_problem(6, seed=5)
+    space, recorder = recorded(problem.space)
+    result = knapsack_search(space, 80)
+    assert result.evaluations <= 80
+    assert problem.rank(result.best_evaluation.reward) <= 3
+    changed = {sum(a != 0 for a in p) for p in recorder.plans[: result.evaluations]}
+    assert len(changed) >= 3  # λ = 0 and higher prices change different numbers of units
+
+
+def test_knapsack_search_needs_savings_and_falls_back_when_the_budget_is_unreachable():
+    space = synthetic_problem(4, seed=0).space
+    with pytest.raises(ValueError, match="no savings"):
+        knapsack_search(dataclasses.replace(space, savings=None), 10)
+    hopeless, recorder = recorded(dataclasses.replace(space, required_saving=1.0))
+    assert hopeless.savings is not None
+    result = knapsack_search(hopeless, 30)
+    most = tuple(int(i) for i in hopeless.savings.argmax(dim=1))
+    assert recorder.plans[: result.evaluations][-1] == most  # the one plan after phase 1
