@@ -47,7 +47,7 @@ from natopt.backends.onnx import build_model
 from natopt.bench.measure import PROVIDERS, available_providers, bench_models
 from natopt.bench.segments import Segment, baked_values, graph_segments, probe_graph
 from natopt.errors import BenchError
-from natopt.ir import Graph, node_cost
+from natopt.ir import Graph, Value, node_cost
 
 __all__ = [
     "CACHE_ENV",
@@ -313,7 +313,7 @@ def _read(path: Path) -> tuple[dict[str, LatencyEntry], tuple[float, float]]:
 
 
 def _make_probe(
-    segment: Segment, values: Mapping[int, torch.Tensor], symbols: Mapping[str, int]
+    segment: Segment, values: Mapping[Value, torch.Tensor], symbols: Mapping[str, int]
 ) -> Probe:
     try:
         graph = probe_graph(segment, values, symbols)
