@@ -25,7 +25,7 @@ from typing import Any
 
 from natopt.cli import SUMMARIES
 from natopt.cli.models import load_model
-from natopt.errors import NatoptError, PlanError, QualityError
+from natopt.errors import NatoptError, QualityError
 from natopt.passes.transitions import Plan
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.fidelity import DEFAULT_RUNGS
@@ -175,13 +175,6 @@ def _outputs(args: argparse.Namespace, model: str) -> dict[str, Path]:
     return outputs
 
 
-def _load_plan(path: str) -> Plan:
-    try:
-        return Plan.from_json(Path(path).read_text())
-    except OSError as exc:
-        raise PlanError(f"cannot read plan file {path}: {exc.strerror}") from None
-
-
 def _config(args: argparse.Namespace) -> OptimizeConfig:
     budget = args.budget or (EXAMPLE_BUDGET if args.example and not args.objective else None)
     levels = tuple(x.strip() for x in args.transitions.split(",")) if args.transitions else None
@@ -202,7 +195,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         progress=not args.quiet,
         measure_latency=not args.no_latency,
         latency_rounds=args.latency_rounds,
-        plan=_load_plan(args.plan) if args.plan else None,
+        plan=Plan.load(args.plan) if args.plan else None,
         max_drop=parse_max_drop(args.max_drop),
         rungs=_parse_rungs(args.rungs),
     )
