@@ -43,6 +43,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper
 
+from natopt._files import write_whole
 from natopt.backends.onnx import build_model
 from natopt.bench.measure import PROVIDERS, available_providers, bench_models
 from natopt.bench.segments import Segment, baked_values, graph_segments, probe_graph
@@ -208,14 +209,7 @@ class LatencyTable:
             "entries": {k: asdict(e) for k, e in sorted(entries.items())},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(data, handle, indent=1)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_whole(self.path, json.dumps(data, indent=1))
 
     # ---- measuring --------------------------------------------------------------------
     def pending(self, graphs: Iterable[Graph]) -> list[Probe]:
