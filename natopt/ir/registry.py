@@ -1,9 +1,10 @@
 """The op registry: the single place where an op type is described.
 
 An ``OpSpec`` holds everything about one op type: its typed attributes (name -> default),
-the names of its weight tensors, its torch implementation, its cost, and its kind (which
-later passes use to group computational units). Frontends and backends translate through
-tables keyed by op name; nothing else in natopt branches on op names.
+the names of its weight tensors, its torch implementation, its cost, and its kind. The op
+sets that passes need (the norms and activations that join a computational unit, the
+ops that pass channels through unchanged) are read from the kinds with ``ops_of_kind``.
+Frontends and backends translate through tables keyed by op name.
 
 Shape inference is derived from the torch implementation (``natopt.ir.infer``), so an op's
 semantics are written once.
@@ -18,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from natopt.ir.graph import Node
 
-__all__ = ["OpSpec", "register", "get_spec", "registered_ops", "KINDS"]
+__all__ = ["OpSpec", "register", "get_spec", "registered_ops", "ops_of_kind", "KINDS"]
 
 KINDS = (
     "compute",  # conv, linear, matmul, attention: where the multiply-adds are
-    "norm",
-    "activation",
+    "norm",  # batch, layer and group norm
+    "activation",  # element by element (PRelu: with a slope weight)
+    "softmax",  # softmax, log-softmax: normalised along an axis
     "pool",
     "elementwise",
     "reduce",
@@ -97,6 +99,13 @@ def get_spec(op: str) -> OpSpec:
 def registered_ops() -> dict[str, OpSpec]:
     _load_ops()
     return dict(_REGISTRY)
+
+
+def ops_of_kind(kind: str) -> frozenset[str]:
+    """The names of the registered ops of ``kind`` (one of ``KINDS``)."""
+    if kind not in KINDS:
+        raise ValueError(f"op kind {kind!r} is not one of {KINDS}")
+    return frozenset(name for name, spec in registered_ops().items() if spec.kind == kind)
 
 
 def _load_ops() -> None:

@@ -2,10 +2,10 @@
 
 - ``conv`` / ``linear``: a Conv, ConvTranspose or Linear with constant weights (a Linear on
   inputs of rank >= 2: 2-D classifiers, 3-D transformer projections, 4-D channels-last MLPs),
-  then an optional norm (BatchNorm, LayerNorm, GroupNorm), then an optional chain of
-  activations (Relu, Relu6, Clip, LeakyRelu, Gelu, Silu, HardSwish, HardSigmoid, Sigmoid,
-  Tanh); each link is the single consumer of the previous link's output, which is not a
-  graph output.
+  then an optional norm (an op of kind ``norm``: BatchNorm, LayerNorm, GroupNorm), then an
+  optional chain of activations (the ops of kind ``activation`` without weights: Relu,
+  Relu6, Clip, Gelu, Silu, HardSwish, Sigmoid, Tanh ...; not PRelu); each link is the
+  single consumer of the previous link's output, which is not a graph output.
 - ``pool``: a windowed MaxPool or AvgPool (adaptive / global pooling is not a unit).
 - ``branch``: a residual branch. For ``Add(a, b)`` let ``f`` be the value produced by the
   Add's immediate dominator (the nearest node every path from the inputs to the Add passes
@@ -26,41 +26,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from natopt.ir import Graph, Node, Value
-from natopt.passes.base import Pass, PassContext, PassResult
+from natopt.ir import Graph, Node, Value, get_spec, ops_of_kind
 
 __all__ = [
     "Unit",
     "find_units",
-    "GroupUnitsPass",
     "UNIT_KINDS",
     "NORM_OPS",
     "ACTIVATION_OPS",
 ]
 
 UNIT_KINDS = ("conv", "linear", "pool", "branch")
-NORM_OPS = frozenset({"BatchNorm", "LayerNorm", "GroupNorm"})
-ACTIVATION_OPS = frozenset(
-    {
-        "Relu",
-        "Relu6",
-        "Clip",
-        "LeakyRelu",
-        "Gelu",
-        "Silu",
-        "HardSwish",
-        "HardSigmoid",
-        "Sigmoid",
-        "Tanh",
-        "Elu",
-        "Celu",
-        "Selu",
-        "Softplus",
-        "Softsign",
-        "Mish",
-        "ThresholdedRelu",
-    }
-)
+NORM_OPS = ops_of_kind("norm")
+ACTIVATION_OPS = frozenset(op for op in ops_of_kind("activation") if not get_spec(op).weights)
 _MAIN_KIND = {
     "Conv": "conv",
     "ConvTranspose": "conv",
@@ -276,39 +254,3 @@ def find_units(graph: Graph) -> list[Unit]:
         taken[base] = repeat + 1
         unit.name = base if repeat == 0 else f"{base}#{repeat}"
     return units
-
-
-def _set_meta(node: Node, key: str, value: object) -> bool:
-    if value is None:
-        return node.meta.pop(key, None) is not None
-    if node.meta.get(key) == value:
-        return False
-    node.meta[key] = value
-    return True
-
-
-class GroupUnitsPass(Pass):
-    """Annotate nodes with their units; the graph's structure is untouched.
-
-    ``node.meta["unit"]``: the name of the conv/linear/pool unit the node belongs to;
-    ``node.meta["branches"]``: the names of the branches containing it, outermost first.
-    Stale annotations are removed, so running the pass twice changes nothing the second time.
-    """
-
-    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        unit_of: dict[Node, str] = {}
-        branches_of: dict[Node, list[str]] = {}
-        units = find_units(graph)
-        branch_sizes = {u.name: len(u.nodes) for u in units}
-        for unit in units:
-            for node in unit.nodes:
-                if unit.kind == "branch":
-                    branches_of.setdefault(node, []).append(unit.name)
-                else:
-                    unit_of[node] = unit.name
-        changed = False
-        for node in graph.nodes:
-            names = sorted(branches_of.get(node, ()), key=lambda n: -branch_sizes[n])
-            changed |= _set_meta(node, "unit", unit_of.get(node))
-            changed |= _set_meta(node, "branches", tuple(names) or None)
-        return PassResult(graph, changed)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from natopt.ir import Graph, InputRef, get_spec, infer_node, node_cost, registered_ops, run_graph
+from natopt.ir import (
+    Graph,
+    InputRef,
+    get_spec,
+    infer_node,
+    node_cost,
+    ops_of_kind,
+    registered_ops,
+    run_graph,
+)
 from natopt.ir.infer import ShapeInferenceError
 from natopt.ir.types import from_torch_dtype
 
@@ -188,3 +197,12 @@ def test_symbolic_batch_costs_scale_with_the_bound_symbol():
     infer_node(node)
     assert node.output.shape == ("batch", 3)
     assert node_cost(node, {"batch": 8}).macs == 8 * node_cost(node).macs
+
+
+def test_ops_of_kind_reads_the_registry():
+    assert ops_of_kind("norm") == {"BatchNorm", "LayerNorm", "GroupNorm"}
+    assert ops_of_kind("softmax") == {"Softmax", "LogSoftmax"}
+    assert ops_of_kind("identity") == {"Identity", "Dropout"}
+    assert {"Relu", "Gelu", "PRelu"} <= ops_of_kind("activation")
+    with pytest.raises(ValueError, match="'activations' is not one of"):
+        ops_of_kind("activations")
