@@ -47,6 +47,8 @@ class OpSpec:
     is trainable only when its node's ``meta["trainable"]`` says so). ``cost(node, symbols)``
     returns the node's multiply-accumulates (``None``: zero); parameters and bytes moved are
     counted the same way for every op. ``num_outputs(attrs)`` for multi-output ops.
+    ``shape(input_shapes, weight_shapes, attrs)``, where given, is a shape function that
+    inference tries before running the op on meta tensors (``natopt.ir.ops.shapes``).
     """
 
     name: str
@@ -58,6 +60,7 @@ class OpSpec:
     buffers: tuple[str, ...] = ()
     cost: Callable[[Node, dict[str, int] | None], int] | None = None
     num_outputs: Callable[[dict[str, Any]], int] | None = None
+    shape: Callable[..., list[tuple[int, ...]] | None] | None = None
     doc: str = ""
 
     def __post_init__(self) -> None:

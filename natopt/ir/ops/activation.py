@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from natopt.ir.ops.shapes import same_shape
 from natopt.ir.registry import OpSpec, register
 
 
@@ -171,7 +172,7 @@ for _name, _impl, _attrs in [
     ("Sigmoid", sigmoid, {}),
     ("Tanh", tanh, {}),
 ]:
-    register(OpSpec(_name, "activation", _impl, attrs=_attrs))
+    register(OpSpec(_name, "activation", _impl, attrs=_attrs, shape=same_shape))
 
 for _name, _impl, _attrs in [
     ("Softmax", softmax, {"axis": -1}),
