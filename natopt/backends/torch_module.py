@@ -20,7 +20,7 @@ import torch.fx as fx
 from torch import nn
 
 from natopt.errors import BackendError
-from natopt.ir import Graph, Node, get_spec
+from natopt.ir import Graph, Node, Value, get_spec
 from natopt.ir.ops.special import substitute_inputs
 
 __all__ = ["to_torch", "load_weights_into_graph", "WEIGHT_PATHS"]
@@ -99,11 +99,11 @@ def to_torch(graph: Graph) -> fx.GraphModule:
     """A ``torch.fx.GraphModule`` computing ``graph``; weights become parameters/buffers."""
     root = nn.Module()
     fx_graph = fx.Graph()
-    env: dict[int, Any] = {}
+    env: dict[Value, Any] = {}
     taken: set[str] = set()
     weight_paths: dict[str, dict[str, str]] = {}
     for value in graph.inputs:
-        env[id(value)] = fx_graph.placeholder(_identifier(value.name))
+        env[value] = fx_graph.placeholder(_identifier(value.name))
     for node in graph.nodes:
         weights: dict[str, fx.Node] = {}
         if node.weights:
@@ -114,17 +114,17 @@ def to_torch(graph: Graph) -> fx.GraphModule:
             }
             weight_paths[node.name] = paths
             weights = {name: fx_graph.get_attr(target) for name, target in paths.items()}
-        args = tuple(None if v is None else env[id(v)] for v in node.inputs)
+        args = tuple(None if v is None else env[v] for v in node.inputs)
         try:
             result = _LOWERING.get(node.op, _lower_call)(fx_graph, node, args, weights)
         except Exception as exc:
             raise BackendError(f"node {node.name} ({node.op}) cannot be lowered: {exc}") from exc
         if len(node.outputs) == 1:
-            env[id(node.output)] = result
+            env[node.output] = result
         else:
             for i, out in enumerate(node.outputs):
-                env[id(out)] = fx_graph.call_function(operator.getitem, (result, i))
-    outputs = [env[id(v)] for v in graph.outputs]
+                env[out] = fx_graph.call_function(operator.getitem, (result, i))
+    outputs = [env[v] for v in graph.outputs]
     fx_graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     module = fx.GraphModule(root, fx_graph, class_name=_INVALID.sub("_", graph.name) or "Model")
     setattr(module, WEIGHT_PATHS, weight_paths)

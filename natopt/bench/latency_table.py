@@ -43,11 +43,12 @@ import onnx
 import torch
 from onnx import TensorProto, helper
 
+from natopt._files import write_whole
 from natopt.backends.onnx import build_model
 from natopt.bench.measure import PROVIDERS, available_providers, bench_models
 from natopt.bench.segments import Segment, baked_values, graph_segments, probe_graph
 from natopt.errors import BenchError
-from natopt.ir import Graph, node_cost
+from natopt.ir import Graph, Value, node_cost
 
 __all__ = [
     "CACHE_ENV",
@@ -208,14 +209,7 @@ class LatencyTable:
             "entries": {k: asdict(e) for k, e in sorted(entries.items())},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(data, handle, indent=1)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_whole(self.path, json.dumps(data, indent=1))
 
     # ---- measuring --------------------------------------------------------------------
     def pending(self, graphs: Iterable[Graph]) -> list[Probe]:
@@ -313,7 +307,7 @@ def _read(path: Path) -> tuple[dict[str, LatencyEntry], tuple[float, float]]:
 
 
 def _make_probe(
-    segment: Segment, values: Mapping[int, torch.Tensor], symbols: Mapping[str, int]
+    segment: Segment, values: Mapping[Value, torch.Tensor], symbols: Mapping[str, int]
 ) -> Probe:
     try:
         graph = probe_graph(segment, values, symbols)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from natopt.bench._files import write_whole
+from natopt._files import write_whole
 from natopt.bench.report import OptimizeResult
 from natopt.errors import ReportError
 

@@ -68,30 +68,30 @@ def is_float(value: Value) -> bool:
     return to_torch_dtype(value.dtype).is_floating_point
 
 
-def _constant_ids(graph: Graph) -> set[int]:
-    """ids of the nodes (and their values) that depend on no graph input."""
-    constant: set[int] = set()
+def _constant_ids(graph: Graph) -> set[Node | Value]:
+    """The nodes (and their values) that depend on no graph input."""
+    constant: set[Node | Value] = set()
     for node in graph.nodes:
-        if all(id(v) in constant for v in node.input_values):
-            constant.add(id(node))
-            constant.update(id(v) for v in node.outputs)
+        if all(v in constant for v in node.input_values):
+            constant.add(node)
+            constant.update(node.outputs)
     return constant
 
 
-def _groups(graph: Graph, constant: set[int]) -> list[list[Node]]:
+def _groups(graph: Graph, constant: set[Node | Value]) -> list[list[Node]]:
     """Unit chains and single nodes, in graph order, constant nodes left out."""
-    chain_of: dict[int, list[Node]] = {}
+    chain_of: dict[Node, list[Node]] = {}
     for unit in find_units(graph):
         if unit.kind in _CHAIN_KINDS:
             for node in unit.nodes:
-                chain_of[id(node)] = unit.nodes
+                chain_of[node] = unit.nodes
     groups: list[list[Node]] = []
-    seen: set[int] = set()
+    seen: set[Node] = set()
     for node in graph.nodes:
-        if id(node) in constant or id(node) in seen:
+        if node in constant or node in seen:
             continue
-        group = chain_of.get(id(node), [node])
-        seen.update(id(n) for n in group)
+        group = chain_of.get(node, [node])
+        seen.update(group)
         groups.append(group)
     return groups
 
@@ -120,28 +120,26 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
-def _segment(
-    nodes: list[Node], constant: set[int], graph_outputs: set[int], symbols: dict[str, int]
-) -> Segment:
-    inside = {id(n) for n in nodes}
-    position: dict[int, tuple[int, int]] = {}
+def _segment(nodes: list[Node], constant: set[Node | Value], symbols: dict[str, int]) -> Segment:
+    inside = set(nodes)
+    position: dict[Value, tuple[int, int]] = {}
     inputs: list[Value] = []
-    external: dict[int, int] = {}
+    external: dict[Value, int] = {}
     rows = []
     for i, node in enumerate(nodes):
         refs: list[Any] = []
         for value in node.inputs:
             if value is None:
                 refs.append(None)
-            elif id(value) in position:
-                refs.append(list(position[id(value)]))
+            elif value in position:
+                refs.append(list(position[value]))
             else:
-                if id(value) not in external:
-                    external[id(value)] = len(inputs)
+                if value not in external:
+                    external[value] = len(inputs)
                     inputs.append(value)
-                refs.append(f"in{external[id(value)]}")
+                refs.append(f"in{external[value]}")
         for out in node.outputs:
-            position[id(out)] = (i, out.index)
+            position[out] = (i, out.index)
         rows.append(
             {
                 "op": node.op,
@@ -155,15 +153,15 @@ def _segment(
         out
         for node in nodes
         for out in node.outputs
-        if id(out) in graph_outputs or any(id(user) not in inside for user, _ in out.uses)
+        if out.is_graph_output() or any(user not in inside for user, _ in out.uses)
     ]
-    is_constant = [id(v) in constant for v in inputs]
+    is_constant = [v in constant for v in inputs]
     signature = {
         "nodes": rows,
         "inputs": [
             [_concrete(v, symbols), v.dtype, c] for v, c in zip(inputs, is_constant, strict=True)
         ],
-        "outputs": [list(position[id(v)]) for v in outputs],
+        "outputs": [list(position[v]) for v in outputs],
     }
     text = json.dumps(signature, sort_keys=True, separators=(",", ":"))
     key = hashlib.sha1(text.encode()).hexdigest()[:20]
@@ -183,23 +181,22 @@ def graph_segments(graph: Graph, symbols: Mapping[str, int] | None = None) -> li
     """The segments of ``graph`` in graph order (see the module docstring)."""
     symbols = dict(symbols or {})
     constant = _constant_ids(graph)
-    graph_outputs = {id(v) for v in graph.outputs}
-    return [_segment(g, constant, graph_outputs, symbols) for g in _groups(graph, constant)]
+    return [_segment(g, constant, symbols) for g in _groups(graph, constant)]
 
 
 def clone_nodes(
     graph: Graph,
     nodes: Sequence[Node],
-    env: dict[int, Value],
+    env: dict[Value, Value],
     symbols: dict[str, int] | None = None,
 ) -> None:
-    """Add copies of ``nodes`` to ``graph``; ``env`` maps ids of the originals' input values to
+    """Add copies of ``nodes`` to ``graph``; ``env`` maps the originals' input values to
     values of ``graph`` and receives their outputs. Output shapes are the originals', made
     concrete when ``symbols`` is given (no inference: some ops read values, not shapes)."""
     for node in nodes:
         clone = graph.add_node(
             node.op,
-            [None if v is None else env[id(v)] for v in node.inputs],
+            [None if v is None else env[v] for v in node.inputs],
             dict(node.attrs),
             dict(node.weights),
             name=node.name,
@@ -210,19 +207,19 @@ def clone_nodes(
         for old, new in zip(node.outputs, clone.outputs, strict=True):
             new.shape = old.shape if symbols is None else _concrete_tuple(old, symbols)
             new.dtype = old.dtype
-            env[id(old)] = new
+            env[old] = new
 
 
 def baked_values(
     graph: Graph, segments: Sequence[Segment], symbols: Mapping[str, int] | None = None
-) -> dict[int, torch.Tensor]:
-    """The tensors of the segments' inputs that probes build in, by ``id`` of the value.
+) -> dict[Value, torch.Tensor]:
+    """The tensors of the segments' inputs that probes build in, by value.
 
     A ``Constant``'s own tensor where it has one; the rest come from one run of ``graph`` on
     random inputs at the concrete shapes (integer inputs are zeros: valid indices).
     """
     symbols = dict(symbols or {})
-    values: dict[int, torch.Tensor] = {}
+    values: dict[Value, torch.Tensor] = {}
     wanted: dict[str, Value] = {}
     for segment in segments:
         for k, value in enumerate(segment.inputs):
@@ -230,7 +227,7 @@ def baked_values(
                 continue
             producer = value.producer
             if producer is not None and producer.op == "Constant":
-                values[id(value)] = producer.weights["value"]
+                values[value] = producer.weights["value"]
             else:
                 wanted[value.name] = value
     if wanted:
@@ -245,26 +242,26 @@ def baked_values(
                 inputs.append(torch.zeros(shape, dtype=dtype))
         seen = capture(graph, [inputs], set(wanted))
         for name, value in wanted.items():
-            values[id(value)] = seen[name]
+            values[value] = seen[name]
     return values
 
 
 def probe_graph(
     segment: Segment,
-    values: Mapping[int, torch.Tensor],
+    values: Mapping[Value, torch.Tensor],
     symbols: Mapping[str, int] | None = None,
 ) -> Graph:
     """A standalone graph computing ``segment`` at concrete shapes (module docstring)."""
     symbols = dict(symbols or {})
     probe = Graph(f"probe_{segment.key}")
-    env: dict[int, Value] = {}
+    env: dict[Value, Value] = {}
     for k, value in enumerate(segment.inputs):
         if segment.needs_value(k):
-            const = probe.add_node("Constant", [], weights={"value": values[id(value)]})
+            const = probe.add_node("Constant", [], weights={"value": values[value]})
             infer_node(const)
-            env[id(value)] = const.output
+            env[value] = const.output
         else:
-            env[id(value)] = probe.add_input(f"in{k}", _concrete_tuple(value, symbols), value.dtype)
+            env[value] = probe.add_input(f"in{k}", _concrete_tuple(value, symbols), value.dtype)
     clone_nodes(probe, segment.nodes, env, symbols)
-    probe.set_outputs([env[id(v)] for v in segment.outputs])
+    probe.set_outputs([env[v] for v in segment.outputs])
     return probe

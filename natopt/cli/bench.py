@@ -10,8 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from natopt._files import refuse_overwrite, write_whole
 from natopt.bench import BenchResult, bench_models
-from natopt.bench._files import refuse_overwrite, write_whole
 from natopt.cli import SUMMARIES
 from natopt.errors import BenchError
 

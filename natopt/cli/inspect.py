@@ -162,25 +162,23 @@ def _add_transitions(graph: Graph, rows: Sequence[Row]) -> None:
     """Each unit row's valid transitions (``TransitionMask``; a separable or low-rank pair is
     one unit, listed on the row of its first half)."""
     mask = compute_mask(graph)
-    valid = {
-        (id(u.main), u.kind == "branch"): mask.valid_names(i) for i, u in enumerate(mask.units)
-    }
+    valid = {(u.main, u.kind == "branch"): mask.valid_names(i) for i, u in enumerate(mask.units)}
     for row in rows:
         if row.unit is not None:
-            row.transitions = valid.get((id(row.unit.main), row.unit.kind == "branch"), [])
+            row.transitions = valid.get((row.unit.main, row.unit.kind == "branch"), [])
 
 
 def inspect_graph(graph: Graph) -> Inspection:
     """Rows for ``graph``'s units and remaining costly nodes, its branches and totals."""
     units = find_units(graph)
-    row_of_main = {id(u.main): _unit_row(u) for u in units if u.kind != "branch"}
-    owned = {id(n) for u in units if u.kind != "branch" for n in u.nodes}
+    row_of_main = {u.main: _unit_row(u) for u in units if u.kind != "branch"}
+    owned = {n for u in units if u.kind != "branch" for n in u.nodes}
     rows: list[Row] = []
     other = Row("other", "other", [], None, None, 0, 0)
     for node in graph.nodes:
-        if id(node) in row_of_main:
-            rows.append(row_of_main[id(node)])
-        if id(node) in owned:
+        if node in row_of_main:
+            rows.append(row_of_main[node])
+        if node in owned:
             continue
         cost = node_cost(node)
         if cost.macs:

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from natopt._files import write_whole
 from natopt.cli import SUMMARIES
 from natopt.cli.models import load_model
-from natopt.errors import NatoptError, PlanError, QualityError
+from natopt.errors import NatoptError, QualityError
 from natopt.passes.transitions import Plan
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.fidelity import DEFAULT_RUNGS
@@ -161,18 +160,6 @@ def _example_files() -> tuple[Path, Path]:
     return Path(str(root / "example_mnist.onnx")), Path(str(root / "example_mnist.npz"))
 
 
-def _write_whole(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _outputs(args: argparse.Namespace, model: str) -> dict[str, Path]:
     """Output paths, checked before any work: never the input, folders must exist."""
     inputs = {Path(p).resolve() for p in (model, args.data, args.plan) if p}
@@ -190,13 +177,6 @@ def _outputs(args: argparse.Namespace, model: str) -> dict[str, Path]:
             )
         outputs[flag] = path
     return outputs
-
-
-def _load_plan(path: str) -> Plan:
-    try:
-        return Plan.from_json(Path(path).read_text())
-    except OSError as exc:
-        raise PlanError(f"cannot read plan file {path}: {exc.strerror}") from None
 
 
 def _config(args: argparse.Namespace) -> OptimizeConfig:
@@ -226,7 +206,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         progress=not args.quiet,
         measure_latency=not args.no_latency,
         latency_rounds=args.latency_rounds,
-        plan=_load_plan(args.plan) if args.plan else None,
+        plan=Plan.load(args.plan) if args.plan else None,
         max_drop=parse_max_drop(args.max_drop),
         rungs=_parse_rungs(args.rungs),
     )
@@ -339,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     _write_report(outputs, result.report, model)
     if "save_plan" in outputs:
-        _write_whole(outputs["save_plan"], result.plan.to_json() + "\n")
+        write_whole(outputs["save_plan"], result.plan.to_json() + "\n")
     print(format_comparison(result.report))
     print(_format_plan(result.plan.transitions))
     if result.onnx_path is not None:
@@ -350,4 +330,4 @@ def run(args: argparse.Namespace) -> int:
 def _write_report(outputs: dict[str, Path], report: dict[str, Any], model: str) -> None:
     if "report" in outputs:
         text = json.dumps(dict(report, model=model), indent=1, default=str) + "\n"
-        _write_whole(outputs["report"], text)
+        write_whole(outputs["report"], text)

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from natopt._files import refuse_overwrite, write_whole
 from natopt.bench import (
     METRICS,
     OptimizeResult,
@@ -23,7 +24,6 @@ from natopt.bench import (
     render_markdown,
     subject_metrics,
 )
-from natopt.bench._files import refuse_overwrite, write_whole
 from natopt.cli import SUMMARIES
 from natopt.errors import ReportError
 

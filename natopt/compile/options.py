@@ -9,16 +9,15 @@
 - ``search``: ``True`` to search a plan on the example inputs instead (label-free, small);
   with ``budget`` (``"macs=0.7"``, ``"latency=0.8"`` ...), ``evaluations`` and ``seed``.
 
-A plan file that is missing or malformed is a ``PlanError`` whose one line names the file.
+A plan file that is missing or malformed is a ``PlanError`` whose one line names the file
+(``Plan.load``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from natopt.errors import NatoptError, PlanError
@@ -36,20 +35,10 @@ def load_plan(plan: PlanLike) -> Plan:
     if isinstance(plan, Plan):
         return plan
     if isinstance(plan, (str, os.PathLike)):
-        path = Path(plan)
-        if not path.is_file():
-            raise PlanError(
-                f"plan file {path} does not exist; write one with "
-                f"`natopt optimize MODEL --save-plan {path}`"
-            )
-        try:
-            return Plan.from_json(path.read_text(encoding="utf-8"))
-        except (PlanError, OSError, UnicodeDecodeError) as exc:
-            detail = " ".join(str(exc).split())
-            raise PlanError(f"plan file {path} is not a natopt plan: {detail}") from None
+        return Plan.load(plan)
     if isinstance(plan, Mapping):
         if "transitions" in plan:
-            return Plan.from_json(json.dumps(dict(plan)))
+            return Plan.from_dict(dict(plan))
         bad = [k for k, v in plan.items() if not isinstance(k, str) or not isinstance(v, str)]
         if bad:
             raise PlanError(f"a plan maps unit names to transition names (strings); see {bad}")

@@ -6,7 +6,7 @@ from natopt.ir.infer import ShapeInferenceError, infer_node, infer_shapes
 from natopt.ir.interpret import call_node, run_graph
 from natopt.ir.ops.special import InputRef
 from natopt.ir.printer import format_graph
-from natopt.ir.registry import OpSpec, get_spec, register, registered_ops
+from natopt.ir.registry import OpSpec, get_spec, ops_of_kind, register, registered_ops
 from natopt.ir.types import Dim, Shape
 from natopt.ir.verify import verify
 
@@ -27,6 +27,7 @@ __all__ = [
     "infer_node",
     "infer_shapes",
     "node_cost",
+    "ops_of_kind",
     "register",
     "registered_ops",
     "run_graph",

@@ -2,9 +2,10 @@
 
 A ``Value`` is a tensor: it knows its shape, its dtype, the node that produces it (``None``
 for a graph input) and its uses (``(node, input_index)`` pairs). A ``Node`` is one operation
-from the op registry with typed attributes and its own weights. The ``Graph`` keeps nodes in
-topological order and owns every edit, so that producers and use lists stay right: passes
-edit a graph only through ``add_node``, ``set_input``, ``replace_all_uses`` and ``remove_node``.
+from the op registry with typed attributes and its own weights; its ``inputs`` are read-only.
+The ``Graph`` keeps nodes in topological order; every edit keeps producers and use lists
+right: passes edit a graph only through ``add_node``, ``Node.replace_input_with``,
+``replace_all_uses``, ``set_outputs`` and ``remove_node``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ __all__ = ["Value", "Node", "Graph"]
 
 @dataclass(slots=True, eq=False)
 class Value:
-    """A tensor edge: ``uses`` lists ``(consumer, input_index)``; no producer for inputs."""
+    """A tensor edge: ``uses`` lists ``(consumer, input_index)``; no producer for inputs.
+
+    ``graph`` is the graph that created the value (``Graph.add_input`` or ``add_node``).
+    """
 
     name: str
     shape: Shape | None = None
@@ -33,13 +37,16 @@ class Value:
     producer: Node | None = None
     index: int = 0
     uses: list[tuple[Node, int]] = field(default_factory=list)
+    graph: Graph | None = field(default=None, repr=False)
 
     @property
     def consumers(self) -> list[Node]:
-        seen: dict[int, Node] = {}
-        for node, _ in self.uses:
-            seen.setdefault(id(node), node)
-        return list(seen.values())
+        """The nodes that read this value, each once, in the order of ``uses``."""
+        return list(dict.fromkeys(node for node, _ in self.uses))
+
+    def is_graph_output(self) -> bool:
+        """Whether the value is one of its graph's outputs."""
+        return self.graph is not None and any(v is self for v in self.graph.outputs)
 
     def __repr__(self) -> str:
         return f"%{self.name}"
@@ -51,16 +58,33 @@ class Node:
 
     ``source`` is the module path of the weights in the original model (``layer1.0.conv2``)
     when one is known: it survives every capture method, so plans name units by it.
+    ``inputs`` is read-only: ``replace_input_with`` changes one and keeps use lists right.
     """
 
     name: str
     op: str
-    inputs: list[Value | None] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, torch.Tensor] = field(default_factory=dict)
     source: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    _inputs: tuple[Value | None, ...] = field(default=(), init=False, repr=False)
+
+    @property
+    def inputs(self) -> tuple[Value | None, ...]:
+        """The values the node reads, in order (``None`` for an omitted optional input)."""
+        return self._inputs
+
+    def replace_input_with(self, index: int, value: Value | None) -> None:
+        """Read ``value`` at input ``index``; the old and new values' use lists follow."""
+        old = self._inputs[index]
+        if old is value:
+            return
+        if old is not None:
+            old.uses.remove((self, index))
+        self._inputs = (*self._inputs[:index], value, *self._inputs[index + 1 :])
+        if value is not None:
+            value.uses.append((self, index))
 
     @property
     def output(self) -> Value:
@@ -100,7 +124,7 @@ class Graph:
 
     # ---- construction -------------------------------------------------------------------
     def add_input(self, name: str, shape: Shape | None, dtype: str = "float32") -> Value:
-        value = Value(self.fresh_name(name), shape, dtype)
+        value = Value(self.fresh_name(name), shape, dtype, graph=self)
         self.inputs.append(value)
         return value
 
@@ -139,6 +163,7 @@ class Graph:
                 self.fresh_name(node.name if num_outputs == 1 else f"{node.name}.{i}"),
                 producer=node,
                 index=i,
+                graph=self,
             )
             for i in range(num_outputs)
         ]
@@ -150,7 +175,7 @@ class Graph:
 
     def _attach(self, node: Node, value: Value | None) -> None:
         index = len(node.inputs)
-        node.inputs.append(value)
+        node._inputs = (*node._inputs, value)
         if value is not None:
             value.uses.append((node, index))
 
@@ -158,27 +183,18 @@ class Graph:
         self.outputs = list(values)
 
     # ---- editing ------------------------------------------------------------------------
-    def set_input(self, node: Node, index: int, value: Value | None) -> None:
-        """Make ``node`` read ``value`` at input ``index``, keeping use lists right."""
-        old = node.inputs[index]
-        if old is not None:
-            old.uses.remove((node, index))
-        node.inputs[index] = value
-        if value is not None:
-            value.uses.append((node, index))
-
     def replace_all_uses(self, old: Value, new: Value) -> None:
         """Every consumer of ``old`` (and the graph outputs) reads ``new`` instead."""
         if old is new:
             return
         for node, index in list(old.uses):
-            self.set_input(node, index, new)
+            node.replace_input_with(index, new)
         self.outputs = [new if v is old else v for v in self.outputs]
 
     def remove_node(self, node: Node) -> None:
         """Delete ``node``; its outputs must be unused and not graph outputs."""
         for out in node.outputs:
-            if out.uses or any(out is v for v in self.outputs):
+            if out.uses or out.is_graph_output():
                 raise ValueError(f"cannot remove {node.name}: its output {out.name} is still used")
         for index, value in enumerate(node.inputs):
             if value is not None:
@@ -187,22 +203,20 @@ class Graph:
 
     def sort(self) -> None:
         """Restore topological order (stable: keeps the current order where it is valid)."""
-        position = {id(n): i for i, n in enumerate(self.nodes)}
-        pending = {id(n): len({id(p) for p in _producers(n)}) for n in self.nodes}
-        by_id = {id(n): n for n in self.nodes}
-        ready = [(position[i], i) for i, count in pending.items() if count == 0]
-        heapq.heapify(ready)
+        position = {n: i for i, n in enumerate(self.nodes)}
+        pending = {n: len(set(_producers(n))) for n in self.nodes}
+        ready = [(position[n], n) for n, count in pending.items() if count == 0]
+        heapq.heapify(ready)  # positions are unique: nodes themselves are never compared
         order: list[Node] = []
         while ready:
-            _, nid = heapq.heappop(ready)
-            node = by_id[nid]
+            _, node = heapq.heappop(ready)
             order.append(node)
-            for consumer in {id(c): c for out in node.outputs for c in out.consumers}.values():
-                pending[id(consumer)] -= 1
-                if pending[id(consumer)] == 0:
-                    heapq.heappush(ready, (position[id(consumer)], id(consumer)))
+            for consumer in dict.fromkeys(c for out in node.outputs for c in out.consumers):
+                pending[consumer] -= 1
+                if pending[consumer] == 0:
+                    heapq.heappush(ready, (position[consumer], consumer))
         if len(order) != len(self.nodes):
-            stuck = [n.name for n in self.nodes if pending[id(n)] > 0][:5]
+            stuck = [n.name for n in self.nodes if pending[n] > 0][:5]
             raise ValueError(f"graph {self.name} has a cycle through {', '.join(stuck)}")
         self.nodes = order
 
@@ -236,10 +250,10 @@ class Graph:
         start = next(self._counter)  # reading the counter advances it: put it back
         self._counter = itertools.count(start)
         new._counter = itertools.count(start)
-        mapping: dict[int, Value] = {}
+        mapping: dict[Value, Value] = {}
         for value in self.inputs:
-            mapping[id(value)] = Value(value.name, value.shape, value.dtype)
-            new.inputs.append(mapping[id(value)])
+            mapping[value] = Value(value.name, value.shape, value.dtype, graph=new)
+            new.inputs.append(mapping[value])
         for node in self.nodes:
             clone = Node(
                 node.name,
@@ -250,12 +264,12 @@ class Graph:
                 meta=dict(node.meta),
             )
             for value in node.inputs:
-                new._attach(clone, None if value is None else mapping[id(value)])
+                new._attach(clone, None if value is None else mapping[value])
             for out in node.outputs:
-                mapping[id(out)] = Value(out.name, out.shape, out.dtype, clone, out.index)
-                clone.outputs.append(mapping[id(out)])
+                mapping[out] = Value(out.name, out.shape, out.dtype, clone, out.index, graph=new)
+                clone.outputs.append(mapping[out])
             new.nodes.append(clone)
-        new.outputs = [mapping[id(v)] for v in self.outputs]
+        new.outputs = [mapping[v] for v in self.outputs]
         return new
 
     def __len__(self) -> int:

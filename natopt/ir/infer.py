@@ -3,6 +3,12 @@
 Symbolic dims are bound to distinct large primes, the op runs on the meta device, and output
 dims are read back: a dim equal to a symbol's prime is that symbol; a multiple of it is
 ``"sym*k"``. So inference is written once per op (its implementation), never twice.
+
+The exception: the first meta op makes torch import ``torch._dynamo`` (seconds), so the
+commonest ops (conv, linear, batch norm, pooling, activations, the arithmetic of two
+tensors) also have a shape function (``OpSpec.shape``, ``natopt.ir.ops.shapes``), tried
+first on the same bound dims when every input and weight has one floating dtype; where it
+is not certain it declines, and the op runs on meta tensors.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import torch
 
 from natopt.ir.graph import Graph, Node
 from natopt.ir.interpret import call_node
+from natopt.ir.registry import get_spec
 from natopt.ir.types import Dim, Shape, from_torch_dtype, to_torch_dtype
 
 __all__ = ["infer_node", "infer_shapes", "ShapeInferenceError"]
@@ -57,9 +64,34 @@ def _unbind(size: int, primes: dict[str, int]) -> Dim:
     return size
 
 
+def _by_rule(node: Node, primes: dict[str, int]) -> list[tuple[int, ...]] | None:
+    """Output shapes from the op's shape function, or ``None`` (no rule, or it declines)."""
+    rule = get_spec(node.op).shape
+    values = node.input_values
+    if rule is None or not values or any(v.shape is None for v in values):
+        return None
+    dtype = to_torch_dtype(values[0].dtype)
+    if (
+        not dtype.is_floating_point
+        or any(to_torch_dtype(v.dtype) != dtype for v in values)
+        or any(w.dtype != dtype for w in node.weights.values())
+    ):
+        return None
+    shapes = [None if v is None else tuple(_bind(v.shape or (), primes)) for v in node.inputs]
+    weights = {k: tuple(w.shape) for k, w in node.weights.items()}
+    found = rule(shapes, weights, node.attrs)
+    return found if found is not None and len(found) == len(node.outputs) else None
+
+
 def infer_node(node: Node) -> None:
     """Set the shape and dtype of every output of ``node`` from its inputs."""
     primes = _symbols_of(node)
+    ruled = _by_rule(node, primes)
+    if ruled is not None:
+        for value, shape in zip(node.outputs, ruled, strict=True):
+            value.shape = tuple(_unbind(d, primes) for d in shape)
+            value.dtype = node.input_values[0].dtype
+        return
     args = []
     for value in node.inputs:
         if value is None:

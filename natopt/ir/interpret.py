@@ -38,17 +38,16 @@ def run_graph(
     """
     if len(inputs) != len(graph.inputs):
         raise ValueError(f"graph {graph.name} takes {len(graph.inputs)} inputs, got {len(inputs)}")
-    env: dict[int, Any] = {id(v): t for v, t in zip(graph.inputs, inputs, strict=True)}
-    remaining = {id(v): len(v.uses) for v in graph.values()}
-    keep = {id(v) for v in graph.outputs}
+    env: dict[Value, Any] = dict(zip(graph.inputs, inputs, strict=True))
+    remaining = {v: len(v.uses) for v in graph.values()}
 
     def read(value: Value | None) -> Any:
         if value is None:
             return None
-        tensor = env[id(value)]
-        remaining[id(value)] -= 1
-        if remaining[id(value)] == 0 and id(value) not in keep:
-            del env[id(value)]
+        tensor = env[value]
+        remaining[value] -= 1
+        if remaining[value] == 0 and not value.is_graph_output():
+            del env[value]
         return tensor
 
     for node in graph.nodes:
@@ -57,5 +56,5 @@ def run_graph(
         if watch is not None:
             watch(node, args, outs)
         for value, tensor in zip(node.outputs, outs, strict=True):
-            env[id(value)] = tensor
-    return [env[id(v)] for v in graph.outputs]
+            env[value] = tensor
+    return [env[v] for v in graph.outputs]

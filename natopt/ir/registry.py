@@ -1,9 +1,10 @@
 """The op registry: the single place where an op type is described.
 
 An ``OpSpec`` holds everything about one op type: its typed attributes (name -> default),
-the names of its weight tensors, its torch implementation, its cost, and its kind (which
-later passes use to group computational units). Frontends and backends translate through
-tables keyed by op name; nothing else in natopt branches on op names.
+the names of its weight tensors, its torch implementation, its cost, and its kind. The op
+sets that passes need (the norms and activations that join a computational unit, the
+ops that pass channels through unchanged) are read from the kinds with ``ops_of_kind``.
+Frontends and backends translate through tables keyed by op name.
 
 Shape inference is derived from the torch implementation (``natopt.ir.infer``), so an op's
 semantics are written once.
@@ -18,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from natopt.ir.graph import Node
 
-__all__ = ["OpSpec", "register", "get_spec", "registered_ops", "KINDS"]
+__all__ = ["OpSpec", "register", "get_spec", "registered_ops", "ops_of_kind", "KINDS"]
 
 KINDS = (
     "compute",  # conv, linear, matmul, attention: where the multiply-adds are
-    "norm",
-    "activation",
+    "norm",  # batch, layer and group norm
+    "activation",  # element by element (PRelu: with a slope weight)
+    "softmax",  # softmax, log-softmax: normalised along an axis
     "pool",
     "elementwise",
     "reduce",
@@ -45,6 +47,8 @@ class OpSpec:
     is trainable only when its node's ``meta["trainable"]`` says so). ``cost(node, symbols)``
     returns the node's multiply-accumulates (``None``: zero); parameters and bytes moved are
     counted the same way for every op. ``num_outputs(attrs)`` for multi-output ops.
+    ``shape(input_shapes, weight_shapes, attrs)``, where given, is a shape function that
+    inference tries before running the op on meta tensors (``natopt.ir.ops.shapes``).
     """
 
     name: str
@@ -56,6 +60,7 @@ class OpSpec:
     buffers: tuple[str, ...] = ()
     cost: Callable[[Node, dict[str, int] | None], int] | None = None
     num_outputs: Callable[[dict[str, Any]], int] | None = None
+    shape: Callable[..., list[tuple[int, ...]] | None] | None = None
     doc: str = ""
 
     def __post_init__(self) -> None:
@@ -97,6 +102,13 @@ def get_spec(op: str) -> OpSpec:
 def registered_ops() -> dict[str, OpSpec]:
     _load_ops()
     return dict(_REGISTRY)
+
+
+def ops_of_kind(kind: str) -> frozenset[str]:
+    """The names of the registered ops of ``kind`` (one of ``KINDS``)."""
+    if kind not in KINDS:
+        raise ValueError(f"op kind {kind!r} is not one of {KINDS}")
+    return frozenset(name for name, spec in registered_ops().items() if spec.kind == kind)
 
 
 def _load_ops() -> None:

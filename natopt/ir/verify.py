@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from natopt.errors import VerifyError
-from natopt.ir.graph import Graph, Node
+from natopt.ir.graph import Graph, Node, Value
 from natopt.ir.infer import ShapeInferenceError, infer_node
 from natopt.ir.registry import get_spec
 
@@ -45,17 +45,17 @@ def _check_node(graph: Graph, node: Node) -> None:
 
 def verify(graph: Graph, *, check_shapes: bool = False) -> None:
     """Raise ``VerifyError`` naming the first node that breaks an invariant."""
-    defined: set[int] = set()
+    defined: set[Value] = set()
     names: set[str] = set()
     for value in graph.inputs:
-        defined.add(id(value))
+        defined.add(value)
         names.add(value.name)
     for node in graph.nodes:
         _check_node(graph, node)
         for index, value in enumerate(node.inputs):
             if value is None:
                 continue
-            if id(value) not in defined:
+            if value not in defined:
                 raise _fail(graph, node, f"input {value.name} is not produced before this node")
             if (node, index) not in value.uses:
                 raise _fail(graph, node, f"use list of {value.name} misses input {index}")
@@ -67,7 +67,7 @@ def verify(graph: Graph, *, check_shapes: bool = False) -> None:
             if value.shape is None:
                 raise _fail(graph, node, f"output {value.name} has no shape")
             names.add(value.name)
-            defined.add(id(value))
+            defined.add(value)
         if check_shapes and node.op != "Opaque":
             recorded = [(v.shape, v.dtype) for v in node.outputs]
             try:
@@ -86,5 +86,5 @@ def verify(graph: Graph, *, check_shapes: bool = False) -> None:
     if not graph.outputs:
         raise _fail(graph, None, "has no outputs")
     for value in graph.outputs:
-        if id(value) not in defined:
+        if value not in defined:
             raise _fail(graph, None, f"output {value.name} is not produced in the graph")

@@ -9,12 +9,11 @@ from natopt.passes.canonicalize import canonical_pipeline, canonicalize
 from natopt.passes.dead_code import DeadCodePass
 from natopt.passes.fold_batchnorm import FoldBatchNormPass
 from natopt.passes.remove_identity import RemoveIdentityPass
-from natopt.passes.units import GroupUnitsPass, Unit, find_units
+from natopt.passes.units import Unit, find_units
 
 __all__ = [
     "DeadCodePass",
     "FoldBatchNormPass",
-    "GroupUnitsPass",
     "Pass",
     "PassContext",
     "PassManager",

@@ -18,11 +18,11 @@ class DeadCodePass(Pass):
     """Nodes whose outputs reach no graph output are removed."""
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        live = {id(v) for v in graph.outputs}
+        live = set(graph.outputs)
         dead = []
         for node in reversed(graph.nodes):
-            if any(id(v) in live for v in node.outputs):
-                live.update(id(v) for v in node.input_values)
+            if any(v in live for v in node.outputs):
+                live.update(node.input_values)
             else:
                 dead.append(node)
         for node in dead:

@@ -44,7 +44,7 @@ def _channel_view(node: Node, scale: torch.Tensor) -> torch.Tensor:
     return (grouped * factor).reshape(weight.shape)
 
 
-def _foldable(bn: Node, graph_outputs: set[int]) -> Node | None:
+def _foldable(bn: Node) -> Node | None:
     """The producer ``bn`` can be folded into, or ``None``."""
     data = bn.inputs[0] if bn.inputs else None
     if data is None or len(bn.input_values) != 1 or "running_var" not in bn.weights:
@@ -52,7 +52,7 @@ def _foldable(bn: Node, graph_outputs: set[int]) -> Node | None:
     producer = data.producer
     if producer is None or producer.op not in _PRODUCERS or "weight" not in producer.weights:
         return None
-    if len(producer.input_values) != 1 or len(data.uses) != 1 or id(data) in graph_outputs:
+    if len(producer.input_values) != 1 or len(data.uses) != 1 or data.is_graph_output():
         return None
     if producer.op == "Linear" and len(data.shape or ()) != 2:
         return None
@@ -80,15 +80,12 @@ class FoldBatchNormPass(Pass):
     """Conv/ConvTranspose/Linear -> BatchNorm becomes one Conv/ConvTranspose/Linear."""
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        graph_outputs = {id(v) for v in graph.outputs}
         changed = False
         for bn in graph.find("BatchNorm"):
-            producer = _foldable(bn, graph_outputs)
+            producer = _foldable(bn)
             if producer is None:
                 continue
             fold_batchnorm_into(producer, bn)
-            if any(v is bn.output for v in graph.outputs):
-                graph_outputs.add(id(producer.output))
             graph.replace_all_uses(bn.output, producer.output)
             graph.remove_node(bn)
             changed = True

@@ -2,10 +2,10 @@
 
 - ``conv`` / ``linear``: a Conv, ConvTranspose or Linear with constant weights (a Linear on
   inputs of rank >= 2: 2-D classifiers, 3-D transformer projections, 4-D channels-last MLPs),
-  then an optional norm (BatchNorm, LayerNorm, GroupNorm), then an optional chain of
-  activations (Relu, Relu6, Clip, LeakyRelu, Gelu, Silu, HardSwish, HardSigmoid, Sigmoid,
-  Tanh); each link is the single consumer of the previous link's output, which is not a
-  graph output.
+  then an optional norm (an op of kind ``norm``: BatchNorm, LayerNorm, GroupNorm), then an
+  optional chain of activations (the ops of kind ``activation`` without weights: Relu,
+  Relu6, Clip, Gelu, Silu, HardSwish, Sigmoid, Tanh ...; not PRelu); each link is the
+  single consumer of the previous link's output, which is not a graph output.
 - ``pool``: a windowed MaxPool or AvgPool (adaptive / global pooling is not a unit).
 - ``branch``: a residual branch. For ``Add(a, b)`` let ``f`` be the value produced by the
   Add's immediate dominator (the nearest node every path from the inputs to the Add passes
@@ -26,41 +26,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from natopt.ir import Graph, Node, Value
-from natopt.passes.base import Pass, PassContext, PassResult
+from natopt.ir import Graph, Node, Value, get_spec, ops_of_kind
 
 __all__ = [
     "Unit",
     "find_units",
-    "GroupUnitsPass",
     "UNIT_KINDS",
     "NORM_OPS",
     "ACTIVATION_OPS",
 ]
 
 UNIT_KINDS = ("conv", "linear", "pool", "branch")
-NORM_OPS = frozenset({"BatchNorm", "LayerNorm", "GroupNorm"})
-ACTIVATION_OPS = frozenset(
-    {
-        "Relu",
-        "Relu6",
-        "Clip",
-        "LeakyRelu",
-        "Gelu",
-        "Silu",
-        "HardSwish",
-        "HardSigmoid",
-        "Sigmoid",
-        "Tanh",
-        "Elu",
-        "Celu",
-        "Selu",
-        "Softplus",
-        "Softsign",
-        "Mish",
-        "ThresholdedRelu",
-    }
-)
+NORM_OPS = ops_of_kind("norm")
+ACTIVATION_OPS = frozenset(op for op in ops_of_kind("activation") if not get_spec(op).weights)
 _MAIN_KIND = {
     "Conv": "conv",
     "ConvTranspose": "conv",
@@ -102,9 +80,9 @@ def _branch_key(unit: Unit) -> str:
     return unit.main.source or (sources[-1] if sources else unit.main.name)
 
 
-def _sole_consumer(value: Value, graph_outputs: set[int]) -> Node | None:
+def _sole_consumer(value: Value) -> Node | None:
     """The node reading ``value`` as its data input (index 0), when it is the only use."""
-    if len(value.uses) != 1 or id(value) in graph_outputs:
+    if len(value.uses) != 1 or value.is_graph_output():
         return None
     node, index = value.uses[0]
     return node if index == 0 else None
@@ -121,63 +99,64 @@ def _is_main(node: Node) -> bool:
     return kind == "conv" or len(node.inputs[0].shape or ()) >= 2
 
 
-def _layer_chain(main: Node, graph_outputs: set[int]) -> list[Node]:
+def _layer_chain(main: Node) -> list[Node]:
     """``main``, its trailing norm (if any) and its activation chain."""
     nodes = [main]
     if _MAIN_KIND[main.op] == "pool":
         return nodes
-    nxt = _sole_consumer(main.output, graph_outputs)
+    nxt = _sole_consumer(main.output)
     if nxt is not None and nxt.op in NORM_OPS:
         nodes.append(nxt)
-        nxt = _sole_consumer(nxt.output, graph_outputs)
+        nxt = _sole_consumer(nxt.output)
     while nxt is not None and nxt.op in ACTIVATION_OPS:
         nodes.append(nxt)
-        nxt = _sole_consumer(nxt.output, graph_outputs)
+        nxt = _sole_consumer(nxt.output)
     return nodes
+
+
+_Vertex = Node | Value | None  # a dominator-tree vertex: a node, a graph input, None the root
 
 
 class _Dominators:
     """Immediate dominators of the non-constant nodes of a graph, graph inputs as roots."""
 
-    ROOT = -1
-
     def __init__(self, graph: Graph) -> None:
-        self.constant: set[int] = set()
-        self.idom: dict[int, int] = {}  # id(node) or id(input value) -> id of its idom
-        self.depth: dict[int, int] = {self.ROOT: 0}
+        self.constant: set[Node] = set()
+        self.idom: dict[_Vertex, _Vertex] = {}  # node or input value -> its idom
+        self.depth: dict[_Vertex, int] = {None: 0}
         for value in graph.inputs:
-            self.idom[id(value)], self.depth[id(value)] = self.ROOT, 1
+            self.idom[value], self.depth[value] = None, 1
         for node in graph.nodes:
             preds = {self.origin(v) for v in node.input_values if not self.is_constant(v)}
             if not preds:
-                self.constant.add(id(node))
+                self.constant.add(node)
                 continue
             dom = preds.pop()
             for pred in preds:
                 dom = self._intersect(dom, pred)
-            self.idom[id(node)], self.depth[id(node)] = dom, self.depth[dom] + 1
+            self.idom[node], self.depth[node] = dom, self.depth[dom] + 1
 
     def is_constant(self, value: Value) -> bool:
-        return value.producer is not None and id(value.producer) in self.constant
+        return value.producer is not None and value.producer in self.constant
 
     @staticmethod
-    def origin(value: Value) -> int:
+    def origin(value: Value) -> Node | Value:
         """The dominator-tree vertex of a value: its producer, or itself for a graph input."""
-        return id(value.producer) if value.producer is not None else id(value)
+        return value.producer if value.producer is not None else value
 
-    def _intersect(self, a: int, b: int) -> int:
-        while a != b:
+    def _intersect(self, a: _Vertex, b: _Vertex) -> _Vertex:
+        while a is not b:
             while self.depth[a] > self.depth[b]:
                 a = self.idom[a]
             while self.depth[b] > self.depth[a]:
                 b = self.idom[b]
-            if a != b:
+            if a is not b:
                 a, b = self.idom[a], self.idom[b]
         return a
 
 
 def _closed_region(
-    merge: Node, slot: int, fork: int, doms: _Dominators, graph_outputs: set[int]
+    merge: Node, slot: int, fork: Node | Value, doms: _Dominators
 ) -> tuple[list[Node], Value] | None:
     """The nodes between the fork vertex and ``merge.inputs[slot]`` and their single entry.
 
@@ -185,70 +164,68 @@ def _closed_region(
     """
     operand = merge.inputs[slot]
     assert operand is not None and operand.producer is not None
-    region: dict[int, Node] = {}
-    entries: dict[int, Value] = {}
-    constants: dict[int, Node] = {}
+    region: dict[Node, None] = {}  # an ordered set
+    entries: dict[Value, None] = {}
+    constants: dict[Node, None] = {}
     stack = [operand.producer]
     while stack:
         node = stack.pop()
-        if id(node) in region:
+        if node in region:
             continue
-        region[id(node)] = node
+        region[node] = None
         for value in node.input_values:
             if doms.is_constant(value):
                 assert value.producer is not None
-                constants[id(value.producer)] = value.producer
-            elif doms.origin(value) == fork:
-                entries[id(value)] = value
+                constants[value.producer] = None
+            elif doms.origin(value) is fork:
+                entries[value] = None
             else:
                 assert value.producer is not None
                 stack.append(value.producer)
     if len(entries) != 1:
         return None
-    for node in region.values():
+    for node in region:
         for out in node.outputs:
-            if id(out) in graph_outputs:
+            if out.is_graph_output():
                 return None
             for user, index in out.uses:
-                if id(user) not in region and not (user is merge and index == slot):
+                if user not in region and not (user is merge and index == slot):
                     return None
-    _absorb_constants(region, constants, graph_outputs)
-    return list(region.values()), next(iter(entries.values()))
+    _absorb_constants(region, constants)
+    return list(region), next(iter(entries))
 
 
-def _absorb_constants(
-    region: dict[int, Node], constants: dict[int, Node], graph_outputs: set[int]
-) -> None:
+def _absorb_constants(region: dict[Node, None], constants: dict[Node, None]) -> None:
     """Add the constant nodes all of whose uses lie inside ``region``, transitively."""
-    stack = list(constants.values())
+    stack = list(constants)
     while stack:
         node = stack.pop()
-        if id(node) in region:
+        if node in region:
             continue
         uses_inside = all(
-            id(out) not in graph_outputs and all(id(user) in region for user, _ in out.uses)
+            not out.is_graph_output() and all(user in region for user, _ in out.uses)
             for out in node.outputs
         )
         if uses_inside:
-            region[id(node)] = node
+            region[node] = None
             stack.extend(v.producer for v in node.input_values if v.producer is not None)
 
 
-def _branches(graph: Graph, graph_outputs: set[int]) -> Iterable[Unit]:
+def _branches(graph: Graph) -> Iterable[Unit]:
     doms = _Dominators(graph)
     for merge in graph.nodes:
-        if merge.op != "Add" or id(merge) in doms.constant or len(merge.inputs) != 2:
+        if merge.op != "Add" or merge in doms.constant or len(merge.inputs) != 2:
             continue
         a, b = merge.inputs
         if a is None or b is None or a is b or doms.is_constant(a) or doms.is_constant(b):
             continue
-        fork = doms.idom[id(merge)]
-        if fork == _Dominators.ROOT:
+        fork = doms.idom[merge]
+        if fork is None:
             continue
         for slot, operand in enumerate((a, b)):
-            if doms.origin(operand) == fork:
+            if doms.origin(operand) is fork:
                 continue
-            found = _closed_region(merge, slot, fork, doms, graph_outputs)
+            found = _closed_region(merge, slot, fork, doms)
             if found is not None:
                 nodes, entry = found
                 assert operand.producer is not None
@@ -257,20 +234,19 @@ def _branches(graph: Graph, graph_outputs: set[int]) -> Iterable[Unit]:
 
 def find_units(graph: Graph) -> list[Unit]:
     """Every computational unit of ``graph``, ordered by the position of its main node."""
-    graph_outputs = {id(v) for v in graph.outputs}
     units: list[Unit] = []
     for node in graph.nodes:
         if _is_main(node):
-            chain = _layer_chain(node, graph_outputs)
+            chain = _layer_chain(node)
             assert node.inputs[0] is not None
             units.append(
                 Unit("", _MAIN_KIND[node.op], node, chain, node.inputs[0], chain[-1].output)
             )
-    units.extend(_branches(graph, graph_outputs))
-    position = {id(n): i for i, n in enumerate(graph.nodes)}
+    units.extend(_branches(graph))
+    position = {n: i for i, n in enumerate(graph.nodes)}
     for unit in units:
-        unit.nodes.sort(key=lambda n: position[id(n)])
-    units.sort(key=lambda u: (position[id(u.main)], u.kind == "branch"))
+        unit.nodes.sort(key=position.__getitem__)
+    units.sort(key=lambda u: (position[u.main], u.kind == "branch"))
     taken: dict[str, int] = {}
     for unit in units:
         base = _key(unit.main) if unit.kind != "branch" else _branch_key(unit) + _BRANCH_SUFFIX
@@ -278,39 +254,3 @@ def find_units(graph: Graph) -> list[Unit]:
         taken[base] = repeat + 1
         unit.name = base if repeat == 0 else f"{base}#{repeat}"
     return units
-
-
-def _set_meta(node: Node, key: str, value: object) -> bool:
-    if value is None:
-        return node.meta.pop(key, None) is not None
-    if node.meta.get(key) == value:
-        return False
-    node.meta[key] = value
-    return True
-
-
-class GroupUnitsPass(Pass):
-    """Annotate nodes with their units; the graph's structure is untouched.
-
-    ``node.meta["unit"]``: the name of the conv/linear/pool unit the node belongs to;
-    ``node.meta["branches"]``: the names of the branches containing it, outermost first.
-    Stale annotations are removed, so running the pass twice changes nothing the second time.
-    """
-
-    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        unit_of: dict[int, str] = {}
-        branches_of: dict[int, list[str]] = {}
-        units = find_units(graph)
-        branch_sizes = {u.name: len(u.nodes) for u in units}
-        for unit in units:
-            for node in unit.nodes:
-                if unit.kind == "branch":
-                    branches_of.setdefault(id(node), []).append(unit.name)
-                else:
-                    unit_of[id(node)] = unit.name
-        changed = False
-        for node in graph.nodes:
-            names = sorted(branches_of.get(id(node), ()), key=lambda n: -branch_sizes[n])
-            changed |= _set_meta(node, "unit", unit_of.get(id(node)))
-            changed |= _set_meta(node, "branches", tuple(names) or None)
-        return PassResult(graph, changed)

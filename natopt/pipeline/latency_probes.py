@@ -29,14 +29,14 @@ _DEPTH_OPS = frozenset({"keep", "skip", "null"})
 def _unit_graph(nodes: Sequence[Node], unit_output: Value) -> Graph:
     """The unit's nodes alone; every value they read from outside becomes a graph input."""
     graph = Graph("unit")
-    env: dict[int, Value] = {}
-    inside = {id(out) for n in nodes for out in n.outputs}
+    env: dict[Value, Value] = {}
+    inside = {out for n in nodes for out in n.outputs}
     for node in nodes:
         for value in node.input_values:
-            if id(value) not in inside and id(value) not in env:
-                env[id(value)] = graph.add_input(value.name, value.shape, value.dtype)
+            if value not in inside and value not in env:
+                env[value] = graph.add_input(value.name, value.shape, value.dtype)
     clone_nodes(graph, nodes, env)
-    graph.set_outputs([env[id(unit_output)]])
+    graph.set_outputs([env[unit_output]])
     return graph
 
 

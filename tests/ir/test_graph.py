@@ -53,6 +53,38 @@ def test_remove_node_refuses_a_used_node():
         g.remove_node(g.node("conv"))
 
 
+def test_inputs_are_read_only_and_replace_input_with_keeps_use_lists_right():
+    g = small_graph()
+    x, conv, add = g.inputs[0], g.node("conv"), g.node("add")
+    with pytest.raises((TypeError, AttributeError)):
+        add.inputs[1] = conv.output  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        add.inputs = (conv.output, x)  # type: ignore[misc]
+    add.replace_input_with(1, conv.output)
+    assert add.inputs == (g.node("relu").output, conv.output)
+    assert (add, 1) not in x.uses and (add, 1) in conv.output.uses
+    assert conv.output.consumers == [g.node("relu"), add]
+    verify(g, check_shapes=True)
+    add.replace_input_with(1, conv.output)  # the same value again changes nothing
+    assert conv.output.uses.count((add, 1)) == 1
+    add.replace_input_with(1, None)
+    assert (add, 1) not in conv.output.uses and add.input_values == [g.node("relu").output]
+
+
+def test_is_graph_output_follows_the_outputs_and_copies():
+    g = small_graph()
+    relu, add = g.node("relu"), g.node("add")
+    assert add.output.is_graph_output() and not relu.output.is_graph_output()
+    assert not g.inputs[0].is_graph_output()
+    g.replace_all_uses(add.output, relu.output)
+    assert relu.output.is_graph_output() and not add.output.is_graph_output()
+    clone = g.copy()
+    assert clone.node("relu").output.is_graph_output()
+    assert clone.node("relu").output.graph is clone and relu.output.graph is g
+    g.set_outputs([add.output])
+    assert not relu.output.is_graph_output() and clone.node("relu").output.is_graph_output()
+
+
 def test_sort_restores_topological_order():
     g = small_graph()
     g.nodes.reverse()

@@ -5,8 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from natopt.ir import Graph, InputRef, get_spec, infer_node, node_cost, registered_ops, run_graph
-from natopt.ir.infer import ShapeInferenceError
+from natopt.ir import (
+    Graph,
+    InputRef,
+    get_spec,
+    infer_node,
+    node_cost,
+    ops_of_kind,
+    registered_ops,
+    run_graph,
+)
+from natopt.ir.infer import ShapeInferenceError, _by_rule
 from natopt.ir.types import from_torch_dtype
 
 F32 = torch.float32
@@ -188,3 +197,84 @@ def test_symbolic_batch_costs_scale_with_the_bound_symbol():
     infer_node(node)
     assert node.output.shape == ("batch", 3)
     assert node_cost(node, {"batch": 8}).macs == 8 * node_cost(node).macs
+
+
+def test_ops_of_kind_reads_the_registry():
+    assert ops_of_kind("norm") == {"BatchNorm", "LayerNorm", "GroupNorm"}
+    assert ops_of_kind("softmax") == {"Softmax", "LogSoftmax"}
+    assert ops_of_kind("identity") == {"Identity", "Dropout"}
+    assert {"Relu", "Gelu", "PRelu"} <= ops_of_kind("activation")
+    with pytest.raises(ValueError, match="'activations' is not one of"):
+        ops_of_kind("activations")
+
+
+def _meta_shapes(op: str, shapes, weights, attrs):
+    spec = get_spec(op)
+    args = [torch.empty(s, device="meta") for s in shapes]
+    ws = {k: torch.empty(s, device="meta") for k, s in weights.items()}
+    outs = spec.impl(*args, **ws, **spec.check_attrs(op, attrs))
+    return [tuple(o.shape) for o in (outs if isinstance(outs, tuple) else (outs,))]
+
+
+SHAPE_RULE_CASES = [
+    ("Conv", [(2, 4, 9, 11)], {"weight": (6, 2, 3, 2)}, {"stride": (2, 1), "groups": 2}),
+    ("Conv", [(1, 3, 7, 7)], {"weight": (5, 3, 3, 3), "bias": (5,)}, {"padding": (2,)}),
+    ("Conv", [(1, 3, 17)], {"weight": (4, 3, 5)}, {"dilation": (3,), "stride": (2,)}),
+    ("Linear", [(2, 5, 7)], {"weight": (3, 7), "bias": (3,)}, {}),
+    ("BatchNorm", [(2, 4, 3, 3)], {k: (4,) for k in ("running_mean", "running_var")}, {}),
+    ("Add", [(2, 1, 5), (3, 1)], {}, {}),
+    ("Mul", [(4, 5), ()], {}, {}),
+    ("Relu", [(2, 3)], {}, {}),
+    ("AdaptiveAvgPool", [(2, 3, 9, 5)], {}, {"output_size": (2, 1)}),
+    *[
+        (op, [(1, 2, 10, 9)], {}, {"kernel_size": (3, 2), "stride": (s,), "padding": (p,), **c})
+        for op, extra in (("MaxPool", {"dilation": (2,)}), ("AvgPool", {}))
+        for s in (1, 2, 3)
+        for p in (0, 1)
+        for c in ({"ceil_mode": False, **extra}, {"ceil_mode": True})
+    ],
+]
+
+
+@pytest.mark.parametrize(("op", "shapes", "weights", "attrs"), SHAPE_RULE_CASES)
+def test_shape_rules_agree_with_meta_execution(op, shapes, weights, attrs):
+    spec = get_spec(op)
+    ruled = spec.shape(shapes, weights, spec.check_attrs(op, attrs))
+    assert ruled == _meta_shapes(op, shapes, weights, attrs)
+
+
+@pytest.mark.parametrize(
+    ("op", "shapes", "weights", "attrs"),
+    [
+        ("Conv", [(1, 3, 8, 8)], {"weight": (4, 2, 3, 3)}, {}),  # channels do not match
+        ("Linear", [(2, 6)], {"weight": (3, 7)}, {}),
+        ("Add", [(2, 3), (4,)], {}, {}),
+        ("MaxPool", [(1, 1, 4, 4)], {}, {"kernel_size": (2, 2), "padding": (2,)}),
+    ],
+)
+def test_shape_rules_decline_what_meta_execution_refuses(op, shapes, weights, attrs):
+    spec = get_spec(op)
+    assert spec.shape(shapes, weights, spec.check_attrs(op, attrs)) is None
+    with pytest.raises(RuntimeError):
+        _meta_shapes(op, shapes, weights, attrs)
+
+
+def test_a_lifted_cnn_needs_no_meta_execution():
+    """Inferring conv, norm, activation, pooling, add and linear never starts torch's meta
+    machinery (which imports torch._dynamo, seconds of start-up)."""
+    g = Graph("cnn")
+    x = g.add_input("x", ("batch", 3, "h", "w"))
+    conv = g.add_node("Conv", [x], {"padding": (1,)}, {"weight": r(4, 3, 3, 3)})
+    stats = {k: r(4) for k in ("weight", "bias", "running_mean", "running_var")}
+    bn = g.add_node("BatchNorm", [conv.output], {}, stats)
+    relu = g.add_node("Relu", [bn.output])
+    add = g.add_node("Add", [relu.output, conv.output])
+    pool = g.add_node("AdaptiveAvgPool", [add.output], {"output_size": (1, 1)})
+    flat = g.add_node("Flatten", [pool.output])
+    fc = g.add_node("Linear", [flat.output], {}, {"weight": r(10, 4)})
+    g.set_outputs([fc.output])
+    for node in g.nodes:
+        if node.op != "Flatten":
+            assert _by_rule(node, {"batch": 100003, "h": 100019, "w": 100043}) is not None
+        infer_node(node)
+    assert fc.output.shape == ("batch", 10) and add.output.shape == ("batch", 4, "h", "w")

@@ -17,7 +17,7 @@ from torch import nn
 from natopt.backends import to_torch
 from natopt.frontends import lift
 from natopt.ir import Graph, Value, infer_node, run_graph
-from natopt.passes import GroupUnitsPass, PassContext, PassManager, canonicalize, find_units
+from natopt.passes import canonicalize, find_units
 
 MODELS = {
     "resnet18": lambda: torchvision.models.resnet18(weights=None),
@@ -162,18 +162,6 @@ def test_convnext_atto_branches_own_their_layer_scale(lifted):
         assert "Constant" in {n.op for n in branch.nodes}
         assert branch.name.startswith("stages.")
     assert_layer_units_partition_main_ops(graph, units)
-
-
-def test_group_units_pass_on_a_real_model_keeps_the_graph_valid(lifted):
-    graph = lifted("resnet18")[3].copy()
-    ctx = PassContext()
-    result = PassManager([GroupUnitsPass()], fixed_point=True).run(graph, ctx)
-    assert result.changed and ctx.log == ["GroupUnitsPass", "GroupUnitsPass"]
-    annotated = [n for n in graph.nodes if "unit" in n.meta]
-    # 20 convs, the 9 relus right after a conv (stem + each block's first), max-pool, fc;
-    # the 8 relus after the residual Adds belong to no unit
-    assert len(annotated) == 20 + 9 + 1 + 1
-    assert all("unit" not in n.meta for n in graph.nodes if n.op == "Add")
 
 
 def test_find_units_is_fast_on_a_thousand_node_graph():

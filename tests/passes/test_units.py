@@ -1,11 +1,12 @@
-"""find_units / GroupUnitsPass on small hand-built graphs (real models: test_units_models.py)."""
+"""find_units on small hand-built graphs (real models: test_units_models.py)."""
 
 from __future__ import annotations
 
 import torch
 
-from natopt.ir import Graph, Value, infer_node, infer_shapes, verify
-from natopt.passes import GroupUnitsPass, PassContext, PassManager, find_units
+from natopt.ir import Graph, Value, infer_node, infer_shapes
+from natopt.passes import find_units
+from natopt.passes.units import ACTIVATION_OPS, NORM_OPS
 
 
 def conv(g: Graph, x: Value, cin: int, cout: int, name: str, **attrs) -> Value:
@@ -200,23 +201,6 @@ def test_repeated_sources_get_distinct_names():
     assert [u.name for u in find_units(g)] == ["shared", "shared#1"]
 
 
-def test_group_units_pass_annotates_idempotently():
-    g = resnet_like()
-    ctx = PassContext()
-    first = PassManager([GroupUnitsPass()]).run(g, ctx)
-    assert first.changed
-    assert g.node("layer1.relu1").meta == {
-        "unit": "layer1.conv1",
-        "branches": ("layer1.conv2:branch",),
-    }
-    assert g.node("layer2.downsample").meta["branches"] == ("layer2.downsample:branch",)
-    assert "unit" not in g.node("gap").meta and "branches" not in g.node("layer1.add").meta
-    assert not GroupUnitsPass()(g).changed
-    g.node("gap").meta["unit"] = "stale"
-    assert GroupUnitsPass()(g).changed and "unit" not in g.node("gap").meta
-    verify(g, check_shapes=True)
-
-
 def test_the_smooth_activations_of_onnx_files_join_their_unit():
     for op in ("Elu", "Selu", "Softplus", "Mish"):
         g = Graph("smooth")
@@ -226,3 +210,10 @@ def test_the_smooth_activations_of_onnx_files_join_their_unit():
         infer_shapes(g)
         (unit, _head) = find_units(g)
         assert [n.op for n in unit.nodes] == ["Conv", op], op
+
+
+def test_the_norms_and_activations_a_unit_absorbs_come_from_the_op_kinds():
+    assert {"BatchNorm", "LayerNorm", "GroupNorm"} == NORM_OPS
+    assert {"Relu", "Relu6", "Clip", "Gelu", "Silu", "HardSwish", "Mish"} <= ACTIVATION_OPS
+    assert ACTIVATION_OPS.isdisjoint({"PRelu", "Softmax", "LogSoftmax"})  # a weight; an axis
+    assert len(ACTIVATION_OPS) == 17

@@ -46,22 +46,22 @@ class EmitContext:
     opset: int
     nodes: list[NodeProto] = field(default_factory=list)
     initializers: list[TensorProto] = field(default_factory=list)
-    _names: dict[int, str] = field(default_factory=dict)
+    _names: dict[Value, str] = field(default_factory=dict)
     _taken: set[str] = field(default_factory=set)
     _counter: int = 0
 
     def __post_init__(self) -> None:
         """Inputs keep their names; outputs take ``graph.meta["output_names"]`` when given."""
         for value in self.graph.inputs:
-            self._names[id(value)] = self._claim(value.name)
+            self._names[value] = self._claim(value.name)
         wanted = self.graph.meta.get(OUTPUT_NAMES)
         if isinstance(wanted, list) and len(wanted) == len(self.graph.outputs):
             for value, name in zip(self.graph.outputs, wanted, strict=True):
-                if id(value) not in self._names and name not in self._taken:
-                    self._names[id(value)] = self._claim(name)
+                if value not in self._names and name not in self._taken:
+                    self._names[value] = self._claim(name)
         for value in self.graph.values():
-            if id(value) not in self._names:
-                self._names[id(value)] = self._claim(value.name)
+            if value not in self._names:
+                self._names[value] = self._claim(value.name)
 
     def _claim(self, base: str) -> str:
         name = base
@@ -74,11 +74,11 @@ class EmitContext:
     # ---- names ------------------------------------------------------------------------
     def name(self, value: Value | None) -> str:
         """The ONNX name of ``value`` (``""`` for an absent optional input)."""
-        return "" if value is None else self._names[id(value)]
+        return "" if value is None else self._names[value]
 
     def rename(self, value: Value, name: str) -> None:
         """``value`` is known under ``name`` (an initializer standing for a Constant)."""
-        self._names[id(value)] = name
+        self._names[value] = name
 
     def arg(self, node: Node, index: int) -> Value:
         """Input ``index`` of ``node``, which must be present."""

@@ -98,7 +98,7 @@ class LiftContext:
     origins: dict[str, tuple[str, ...]] = field(default_factory=dict)
     symbol_sources: dict[str, tuple[Value, int]] = field(default_factory=dict)
     _materialized: dict[str, Value] = field(default_factory=dict)
-    _shape_tensors: dict[int, Value] = field(default_factory=dict)
+    _shape_tensors: dict[Value, Value] = field(default_factory=dict)
 
     @property
     def opset(self) -> int:
@@ -222,10 +222,10 @@ class LiftContext:
                 f"{self.loaded.label}: no tensor carries the dim {dim!r} needed by {name!r}"
             )
         source, axis = found
-        shape = self._shape_tensors.get(id(source))
+        shape = self._shape_tensors.get(source)
         if shape is None:
             shape = self._add("Shape", [source], name=f"{name}.shape").output
-            self._shape_tensors[id(source)] = shape
+            self._shape_tensors[source] = shape
         index = self.constant(np.array([axis], dtype=np.int64), f"{name}.axis")
         part = self._add("Gather", [shape, index], {"axis": 0}, name=f"{name}.dim").output
         if dim not in self.symbol_sources and factor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from natopt.ir.ops.shapes import same_shape
 from natopt.ir.registry import OpSpec, register
 
 
@@ -170,10 +171,14 @@ for _name, _impl, _attrs in [
     ("ThresholdedRelu", thresholded_relu, {"alpha": 1.0}),
     ("Sigmoid", sigmoid, {}),
     ("Tanh", tanh, {}),
+]:
+    register(OpSpec(_name, "activation", _impl, attrs=_attrs, shape=same_shape))
+
+for _name, _impl, _attrs in [
     ("Softmax", softmax, {"axis": -1}),
     ("LogSoftmax", log_softmax, {"axis": -1}),
 ]:
-    register(OpSpec(_name, "activation", _impl, attrs=_attrs))
+    register(OpSpec(_name, "softmax", _impl, attrs=_attrs))
 
 for _name, _impl in [
     ("Erf", erf),

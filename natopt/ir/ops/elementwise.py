@@ -6,6 +6,7 @@ import functools
 
 import torch
 
+from natopt.ir.ops.shapes import broadcast_shape
 from natopt.ir.registry import OpSpec, register
 
 
@@ -114,11 +115,10 @@ def top_k(x, *, k=1, axis=-1, largest=True, sorted=True):  # noqa: A002  (ONNX's
     return values, indices
 
 
+for _name, _impl in [("Add", add), ("Sub", sub), ("Mul", mul), ("Div", div)]:
+    register(OpSpec(_name, "elementwise", _impl, shape=broadcast_shape))
+
 for _name, _impl in [
-    ("Add", add),
-    ("Sub", sub),
-    ("Mul", mul),
-    ("Div", div),
     ("Pow", pow_),
     ("Equal", equal),
     ("Less", less),

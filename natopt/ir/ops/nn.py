@@ -13,6 +13,7 @@ from natopt.ir.cost import (
     linear_macs,
     matmul_macs,
 )
+from natopt.ir.ops.shapes import batch_norm_shape, conv_shape, linear_shape
 from natopt.ir.registry import OpSpec, register
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -73,6 +74,7 @@ register(
         weights=("weight", "bias"),
         optional_weights=("bias",),
         cost=conv_macs,
+        shape=conv_shape,
         doc="x[N,Cin,*S] * weight[Cout,Cin/groups,*K] (+ bias)",
     )
 )
@@ -102,6 +104,7 @@ register(
         weights=("weight", "bias"),
         optional_weights=("bias",),
         cost=linear_macs,
+        shape=linear_shape,
         doc="x[..., in] @ weight[out, in]^T (+ bias)",
     )
 )
@@ -133,6 +136,7 @@ register(
         weights=("weight", "bias", "running_mean", "running_var"),
         optional_weights=("weight", "bias"),
         buffers=("running_mean", "running_var"),
+        shape=batch_norm_shape,
         doc="inference-mode batch norm",
     )
 )

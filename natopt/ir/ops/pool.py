@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from natopt.ir.ops.shapes import adaptive_pool_shape, window_pool_shape
 from natopt.ir.registry import OpSpec, register
 
 _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
@@ -33,14 +34,17 @@ def adaptive_max_pool(x, *, output_size=(1, 1)):
 
 
 _WINDOW = {"kernel_size": (1,), "stride": (1,), "padding": (0,), "ceil_mode": False}
-register(OpSpec("MaxPool", "pool", max_pool, attrs={**_WINDOW, "dilation": (1,)}))
-register(OpSpec("AvgPool", "pool", avg_pool, attrs={**_WINDOW, "count_include_pad": True}))
+_MAX_ATTRS = {**_WINDOW, "dilation": (1,)}
+_AVG_ATTRS = {**_WINDOW, "count_include_pad": True}
+register(OpSpec("MaxPool", "pool", max_pool, attrs=_MAX_ATTRS, shape=window_pool_shape))
+register(OpSpec("AvgPool", "pool", avg_pool, attrs=_AVG_ATTRS, shape=window_pool_shape))
 register(
     OpSpec(
         "AdaptiveAvgPool",
         "pool",
         adaptive_avg_pool,
         attrs={"output_size": (1, 1)},
+        shape=adaptive_pool_shape,
         doc="output_size all ones is global average pooling",
     )
 )

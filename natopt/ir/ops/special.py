@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from natopt.ir.ops.shapes import same_shape
 from natopt.ir.registry import OpSpec, register
 
 __all__ = ["InputRef", "call_opaque", "substitute_inputs"]
@@ -59,8 +60,8 @@ register(
         doc="a stored tensor (a parameter or buffer used as an activation)",
     )
 )
-register(OpSpec("Identity", "identity", identity))
-register(OpSpec("Dropout", "identity", dropout, attrs={"p": 0.5}))
+register(OpSpec("Identity", "identity", identity, shape=same_shape))
+register(OpSpec("Dropout", "identity", dropout, attrs={"p": 0.5}, shape=same_shape))
 register(
     OpSpec(
         "Opaque",

@@ -92,7 +92,7 @@ def _checked_steps(
     named = set(plan.transitions.values())
     wanted = any(e.op == "width" and e.name in named for e in vocabulary)
     ctx = MaskContext.of(graph, units, (width or WidthOptions()) if wanted else None)
-    position = {id(n): i for i, n in enumerate(graph.nodes)}
+    position = {n: i for i, n in enumerate(graph.nodes)}
     steps = []
     for unit_name, entry_name in plan.transitions.items():
         unit = by_name.get(unit_name)
@@ -117,7 +117,7 @@ def _checked_steps(
             )
         if entry.op != "keep":
             producer = unit.output.producer
-            at = position[id(producer)] if producer is not None else -1
+            at = position[producer] if producer is not None else -1
             steps.append(_Step(state, entry.op, found if isinstance(found, Target) else None, at))
     return steps, ctx
 
@@ -132,10 +132,10 @@ def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
         (s for s in steps if s.state.unit.kind == "branch" and s.op in _DEPTH_OVERRIDES),
         key=lambda s: -len(s.state.unit.nodes),
     )
-    members = [{id(n) for n in w.state.unit.nodes} for w in winners]
+    members = [set(w.state.unit.nodes) for w in winners]
     kept = []
     for step in steps:
-        main = id(step.state.unit.main)
+        main = step.state.unit.main
         outer = next(
             (
                 w
@@ -216,7 +216,7 @@ def _recheck(
     """The non-width steps, their states and targets read again on the narrowed graph."""
     units = {u.name: u for u in transition_units(result)}
     ctx = MaskContext.of(result, list(units.values()))
-    position = {id(n): i for i, n in enumerate(result.nodes)}
+    position = {n: i for i, n in enumerate(result.nodes)}
     kept = []
     for step in steps:
         name = step.state.unit.name
@@ -227,7 +227,7 @@ def _recheck(
             report.overridden[name] = f"width: {found}"
             continue
         producer = state.unit.output.producer
-        at = position[id(producer)] if producer is not None else -1
+        at = position[producer] if producer is not None else -1
         kept.append(_Step(state, step.op, found if isinstance(found, Target) else None, at))
     return kept
 

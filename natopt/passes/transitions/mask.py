@@ -46,25 +46,25 @@ from natopt.passes.width import GroupAnalysis, WidthOptions, channel_groups
 __all__ = ["TransitionMask", "MaskContext", "compute_mask", "check_transition"]
 
 
-def _constant_values(graph: Graph) -> set[int]:
-    """ids of the values computed from no graph input."""
-    constant: set[int] = set()
+def _constant_values(graph: Graph) -> set[Value]:
+    """The values computed from no graph input."""
+    constant: set[Value] = set()
     for node in graph.nodes:
-        if all(id(v) in constant for v in node.input_values):
-            constant.update(id(v) for v in node.outputs)
+        if all(v in constant for v in node.input_values):
+            constant.update(node.outputs)
     return constant
 
 
-def _add_partners(value: Value, constant: set[int], outputs: set[int]) -> list[Value] | None:
+def _add_partners(value: Value, constant: set[Value]) -> list[Value] | None:
     """The other operands of the Adds reading ``value``; ``None`` unless all uses qualify."""
-    if not value.uses or id(value) in outputs:
+    if not value.uses or value.is_graph_output():
         return None
     partners = []
     for node, index in value.uses:
         if node.op != "Add" or len(node.inputs) != 2:
             return None
         other = node.inputs[1 - index]
-        if other is None or other is value or id(other) in constant:
+        if other is None or other is value or other in constant:
             return None
         if other.shape != node.output.shape or other.dtype != node.output.dtype:
             return None
@@ -76,7 +76,7 @@ def _add_partners(value: Value, constant: set[int], outputs: set[int]) -> list[V
 class MaskContext:
     """Graph-level facts the depth rules need, computed once per graph."""
 
-    nullable: set[int] = field(default_factory=set)  # ids of unit outputs offered null
+    nullable: set[Value] = field(default_factory=set)  # unit outputs offered null
     groups: GroupAnalysis | None = None  # channel groups, when width transitions are wanted
 
     @classmethod
@@ -86,13 +86,12 @@ class MaskContext:
         """The context of ``graph``; with ``width``, its channel groups too."""
         groups = None if width is None else channel_groups(graph, units, width.rounding)
         constant = _constant_values(graph)
-        outputs = {id(v) for v in graph.outputs}
-        partners = {id(u.output): _add_partners(u.output, constant, outputs) for u in units}
+        partners = {u.output: _add_partners(u.output, constant) for u in units}
         candidates = {key for key, found in partners.items() if found is not None}
         nullable = {
             key
             for key in candidates
-            if all(id(other) not in candidates for other in partners[key] or ())
+            if all(other not in candidates for other in partners[key] or ())
         }
         return cls(nullable, groups)
 
@@ -122,7 +121,7 @@ def _skip(state: UnitState, ctx: MaskContext) -> str | None:
 
 
 def _null(state: UnitState, ctx: MaskContext) -> str | None:
-    if id(state.unit.output) not in ctx.nullable:
+    if state.unit.output not in ctx.nullable:
         return (
             "null needs every use of the unit's output to be an Add whose other operand stays "
             "live (and cannot itself be nulled)"

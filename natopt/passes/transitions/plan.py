@@ -6,14 +6,18 @@ residual branch) to vocabulary entry names; units it does not name keep their op
     {"version": 1,
      "transitions": {"layer1.0.conv2": "sep_conv_3x3", "layer2.1.conv2:branch": "null"}}
 
-Keys are written sorted, so equal plans give equal text.
+Keys are written sorted, so equal plans give equal text. ``Plan.load`` is the one reader of
+plan files (``natopt optimize --plan``, the compile backend's ``plan`` option): a file that
+is missing, unreadable or malformed is a one-line ``PlanError`` naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from natopt.errors import PlanError
 
@@ -46,6 +50,11 @@ class Plan:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PlanError(f"a plan must be JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Plan:
+        """The plan of its JSON form parsed (``{"version": 1, "transitions": {...}}``)."""
         if not isinstance(data, dict) or not isinstance(data.get("transitions"), dict):
             raise PlanError('a plan is a JSON object {"version": 1, "transitions": {unit: name}}')
         version = data.get("version")
@@ -56,3 +65,24 @@ class Plan:
         if bad:
             raise PlanError(f"plan transitions must be entry names (strings); see units {bad}")
         return cls(dict(transitions), version)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Plan:
+        """The plan in the file ``path`` (as ``natopt optimize --save-plan`` writes it)."""
+        path = Path(path)
+        if not path.is_file():
+            raise PlanError(
+                f"cannot read plan file: {path} does not exist; write one with "
+                f"`natopt optimize MODEL --save-plan {path}`"
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PlanError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise PlanError(f"plan file {path} is not a natopt plan: {exc}") from None
+        try:
+            return cls.from_json(text)
+        except PlanError as exc:
+            detail = " ".join(str(exc).split())
+            raise PlanError(f"plan file {path} is not a natopt plan: {detail}") from None

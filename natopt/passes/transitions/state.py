@@ -196,16 +196,14 @@ def transition_units(graph: Graph) -> list[Unit]:
         if tag not in groups:
             order.append(tag)
         groups.setdefault(tag, []).append(unit)
-    position = {id(n): i for i, n in enumerate(graph.nodes)}
+    position = {n: i for i, n in enumerate(graph.nodes)}
     merged: list[Unit] = []
     for item in order:
         if isinstance(item, Unit):
             merged.append(item)
             continue
         parts = groups[item]
-        nodes = sorted(
-            {id(n): n for p in parts for n in p.nodes}.values(), key=lambda n: position[id(n)]
-        )
+        nodes = sorted(dict.fromkeys(n for p in parts for n in p.nodes), key=position.__getitem__)
         merged.append(
             Unit(item, parts[0].kind, parts[0].main, nodes, parts[0].input, parts[-1].output)
         )

@@ -49,20 +49,18 @@ class ChannelGroup:
         """Channels kept for ``fraction``, rounded for the device (``rounding``)."""
         return self.analysis.rounding.kept(self.channels, fraction)
 
-    def costs(self, kept: int) -> dict[int, tuple[Cost, Cost]]:
-        """(cost before, cost after) of every node the group touches (by node id) when
-        ``kept`` of its channels remain."""
-        cuts: dict[int, list[tuple[str, int, int]]] = {}
-        nodes: dict[int, Node] = {}
+    def costs(self, kept: int) -> dict[Node, tuple[Cost, Cost]]:
+        """(cost before, cost after) of every node the group touches when ``kept`` of its
+        channels remain."""
+        cuts: dict[Node, list[tuple[str, int, int]]] = {}
         for use in self.uses:
-            nodes[id(use.node)] = use.node
             old = self.analysis.extent(use.layout)
             new = self.analysis.extent(use.layout, {self.root: kept})
             for name, _dim in sliced_dims(use):
-                cuts.setdefault(id(use.node), []).append((name, old, new))
+                cuts.setdefault(use.node, []).append((name, old, new))
         return {
-            key: (resized_cost(node, ()), resized_cost(node, cuts.get(key, ())))
-            for key, node in nodes.items()
+            node: (resized_cost(node, ()), resized_cost(node, cuts.get(node, ())))
+            for node in dict.fromkeys(use.node for use in self.uses)
         }
 
 
@@ -73,7 +71,7 @@ class GroupAnalysis:
     graph: Graph
     parent: list[int]
     sizes: list[int]
-    layouts: dict[int, Layout]
+    layouts: dict[Value, Layout]
     rounding: ChannelRounding
     groups: list[ChannelGroup] = field(default_factory=list)
     led: dict[str, ChannelGroup] = field(default_factory=dict)  # unit name -> group it leads
@@ -98,7 +96,7 @@ class GroupAnalysis:
         return layout.outer * total * layout.inner
 
     def layout(self, value: Value) -> Layout | None:
-        return self.layouts.get(id(value))
+        return self.layouts.get(value)
 
     def group_of(self, value: Value) -> ChannelGroup | None:
         """The group of a value carrying a single channel space, else ``None``."""

@@ -62,8 +62,8 @@ def _assign_leaders(analysis: GroupAnalysis, units: Sequence[Unit]) -> None:
         if reason is not None:
             analysis.why[unit.name] = reason
             continue
-        members = {id(n) for n in unit.nodes}
-        if group.leader is None and any(id(u.node) in members for u in group.role("produce")):
+        members = set(unit.nodes)
+        if group.leader is None and any(u.node in members for u in group.role("produce")):
             group.leader = unit
             analysis.led[unit.name] = group
         else:

@@ -155,15 +155,15 @@ def _activation(groups: Sequence[ChannelGroup], evidence: Evidence) -> list[Tens
 
 def _forward(graph: Graph, inputs: Sequence[Tensor], names: set[str]) -> tuple[Tensor, dict]:
     """The first output and the named values, with autograd on (``run_graph`` runs without)."""
-    env = {id(v): t for v, t in zip(graph.inputs, inputs, strict=True)}
+    env = {v: t for v, t in zip(graph.inputs, inputs, strict=True)}
     kept: dict[str, Tensor] = {}
     for node in graph.nodes:
-        outs = call_node(node, [None if v is None else env[id(v)] for v in node.inputs])
+        outs = call_node(node, [None if v is None else env[v] for v in node.inputs])
         for value, tensor in zip(node.outputs, outs, strict=True):
-            env[id(value)] = tensor
+            env[value] = tensor
             if value.name in names:
                 kept[value.name] = tensor
-    return env[id(graph.outputs[0])], kept
+    return env[graph.outputs[0]], kept
 
 
 def _first_order(

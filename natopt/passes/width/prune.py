@@ -80,22 +80,22 @@ def prune_groups(
         if layout is not None and any(analysis.find(s) in kept for s in layout.spaces):
             index = positions(layout, analysis.sizes, kept, analysis.find)
             views[value.name] = (layout.axis, index)
-    done: set[int] = set()
+    done: set[Use] = set()
     for group in analysis.groups:
         if group.root not in kept:
             continue
         for use in group.uses:
-            if id(use) in done:
+            if use in done:
                 continue
-            done.add(id(use))
+            done.add(use)
             index = positions(use.layout, analysis.sizes, kept, analysis.find)
             _apply(use, index, analysis.extent(use.layout))
     infer_shapes(graph)
     return views
 
 
-def _consumers(groups: list[ChannelGroup]) -> dict[int, Node]:
-    return {id(u.node): u.node for g in groups for u in g.role("consume")}
+def _consumers(groups: list[ChannelGroup]) -> list[Node]:
+    return list(dict.fromkeys(u.node for g in groups for u in g.role("consume")))
 
 
 def _layer_name(node: Node) -> str:
@@ -109,8 +109,8 @@ def _refit(
     refit: bool,
     ridge: float,
 ) -> None:
-    sums: dict[int, tuple[float, float, float]] = {}
-    for key, node in _consumers(groups).items():
+    sums: dict[Node, tuple[float, float, float]] = {}
+    for node in _consumers(groups):
         x_value = node.inputs[0]
         assert x_value is not None
         x = result.view(x_value.name, seen[x_value.name])
@@ -120,11 +120,11 @@ def _refit(
             LAYER_REFITS[node.op]([node], x, y, ridge)
         after = float((run_chain([node], x) - y).double().pow(2).sum())
         scale = float(y.double().pow(2).sum())
-        sums[key] = (before, after, scale)
+        sums[node] = (before, after, scale)
         result.layer_errors[_layer_name(node)] = (_ratio(before, scale), _ratio(after, scale))
     for group in groups:
         assert group.leader is not None
-        parts = [sums[id(u.node)] for u in group.role("consume")]
+        parts = [sums[u.node] for u in group.role("consume")]
         before, after, scale = (sum(p[i] for p in parts) for i in range(3))
         result.inherited_errors[group.leader.name] = _ratio(before, scale)
         result.errors[group.leader.name] = _ratio(after, scale)
@@ -163,6 +163,6 @@ def apply_width(
         result.channels[leader] = (group.channels, count)
     result.views = prune_groups(graph, analysis, kept)
     if calibration is not None:
-        names = {v.name for n in _consumers(groups).values() for v in (n.inputs[0], n.output) if v}
+        names = {v.name for n in _consumers(groups) for v in (n.inputs[0], n.output) if v}
         _refit(result, groups, evidence.activations(names), options.refit, ridge)
     return result

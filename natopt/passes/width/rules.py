@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from natopt.ir import Node, Value
+from natopt.ir import Node, Value, ops_of_kind
 from natopt.passes.units import ACTIVATION_OPS
 from natopt.passes.width.layout import Layout, relocate
 from natopt.passes.width.walk import RESHAPES, ChannelWalk, dims
@@ -279,9 +279,9 @@ def _split_axes(node: Node, rank: int) -> list[int]:
     return [int(node.attrs["axis"])]
 
 
-# element by element: every activation a unit may end with, and the other unary ops
-_UNARY = [*sorted(ACTIVATION_OPS), "Erf", "Exp", "Log", "Sqrt", "Neg", "Reciprocal", "Abs"]
-_UNARY += ["Not", "Cast", "Identity", "Dropout"]
+# element by element: every activation a unit may end with, the identities, other unary ops
+_UNARY = [*sorted(ACTIVATION_OPS), *sorted(ops_of_kind("identity"))]
+_UNARY += ["Erf", "Exp", "Log", "Sqrt", "Neg", "Reciprocal", "Abs", "Not", "Cast"]
 _BINARY = ["Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "Greater", "Where"]
 
 CHANNEL_RULES: dict[str, Rule] = {

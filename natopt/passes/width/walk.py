@@ -42,11 +42,11 @@ class ChannelWalk:
         return len(self.analysis.parent) - 1
 
     def layout(self, value: Value | None) -> Layout | None:
-        return None if value is None else self.analysis.layouts.get(id(value))
+        return None if value is None else self.analysis.layouts.get(value)
 
     def set(self, value: Value, layout: Layout | None) -> None:
         if layout is not None:
-            self.analysis.layouts[id(value)] = layout
+            self.analysis.layouts[value] = layout
 
     def use(self, role: str, node: Node, layout: Layout) -> None:
         use = Use(role, node, layout)
@@ -85,9 +85,8 @@ class ChannelWalk:
 
     def reach(self, value: Value, layout: Layout) -> bool:
         """Record ``layout`` on ``value`` and on its chain back to a Constant (same spaces)."""
-        graph_outputs = {id(v) for v in self.analysis.graph.outputs}
         producer = value.producer
-        if len(value.uses) != 1 or id(value) in graph_outputs or producer is None:
+        if len(value.uses) != 1 or value.is_graph_output() or producer is None:
             return False
         handler = CLAIMS.get(producer.op)
         if handler is None or not handler(self, producer, layout):

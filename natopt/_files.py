@@ -1,4 +1,9 @@
-"""Writing outputs whole or not at all, and never over an input."""
+"""Writing outputs whole or not at all, and never over an input.
+
+``write_whole`` is the one atomic writer: the plan, report, markdown, plot, benchmark JSON and
+latency-table files all go through it (an ONNX model with its external data is staged as a
+folder by ``natopt.backends.onnx.write``).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,17 @@ from natopt.errors import NatoptError
 __all__ = ["write_whole", "refuse_overwrite"]
 
 
-def write_whole(path: Path, content: str | bytes, error: type[NatoptError]) -> None:
-    """Write ``content`` (text as UTF-8) to ``path`` via a temporary file and a rename."""
+def write_whole(
+    path: str | os.PathLike[str],
+    content: str | bytes,
+    error: type[NatoptError] | None = None,
+) -> None:
+    """Write ``content`` (text as UTF-8) to ``path`` via a temporary file and a rename.
+
+    The temporary file sits beside ``path`` and is removed on any failure, so ``path`` holds
+    either its old content or all of the new. An ``OSError`` becomes ``error`` naming the file
+    when ``error`` is given, and propagates as it is otherwise.
+    """
     path = Path(path)
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -23,9 +37,11 @@ def write_whole(path: Path, content: str | bytes, error: type[NatoptError]) -> N
                 file.write(data)
             os.replace(temporary, path)
         except BaseException:
-            os.unlink(temporary)
+            Path(temporary).unlink(missing_ok=True)
             raise
     except OSError as exc:
+        if error is None:
+            raise
         raise error(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
