@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from natopt.bench._files import write_whole
 from natopt.cli import SUMMARIES
 from natopt.cli.models import load_model
 from natopt.errors import NatoptError, PlanError, QualityError
@@ -142,18 +141,6 @@ def _parse_rungs(text: str) -> tuple[tuple[int, int], ...]:
 def _example_files() -> tuple[Path, Path]:
     root = resources.files("natopt") / "data"
     return Path(str(root / "example_mnist.onnx")), Path(str(root / "example_mnist.npz"))
-
-
-def _write_whole(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _outputs(args: argparse.Namespace, model: str) -> dict[str, Path]:
@@ -312,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     _write_report(outputs, result.report, model)
     if "save_plan" in outputs:
-        _write_whole(outputs["save_plan"], result.plan.to_json() + "\n")
+        write_whole(outputs["save_plan"], result.plan.to_json() + "\n", NatoptError)
     print(format_comparison(result.report))
     print(_format_plan(result.plan.transitions))
     if result.onnx_path is not None:
@@ -323,4 +310,4 @@ def run(args: argparse.Namespace) -> int:
 def _write_report(outputs: dict[str, Path], report: dict[str, Any], model: str) -> None:
     if "report" in outputs:
         text = json.dumps(dict(report, model=model), indent=1, default=str) + "\n"
-        _write_whole(outputs["report"], text)
+        write_whole(outputs["report"], text, NatoptError)
