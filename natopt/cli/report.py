@@ -4,8 +4,8 @@ Reads every file ``natopt optimize --report`` writes (with or without latency, a
 ``--plan``, a refused run) and every file ``natopt bench --json`` writes. The Markdown goes
 to ``--markdown`` (stdout otherwise) and is appended to ``$GITHUB_STEP_SUMMARY`` when that
 is set. Each ``--fail-if METRIC<OP>NUMBER`` is a gate: when its condition holds for any
-result, the failing gates are printed and the exit status is 1. A gate that a file cannot
-answer (``speedup`` on a ``--no-latency`` report) is an error, exit 2, and nothing is
+result, the failing gates are printed and the exit status is 1. A gate that no file given
+answers (``speedup`` on a ``--no-latency`` report alone) is an error, exit 2, and nothing is
 written. Metrics: ``natopt.bench.gate.METRICS``, listed with their meanings in ``--help``.
 """
 

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from natopt.bench import BenchResult, OptimizeResult, load_result, render_markdown
-from natopt.bench._fields import SCHEMA
+from natopt.bench import SCHEMA, BenchResult, OptimizeResult, load_result, render_markdown
 from natopt.cli.main import main
 from natopt.errors import PlanError, ReportError
 from natopt.passes.transitions import Plan
