@@ -14,7 +14,9 @@ from torch import nn
 from natopt.backends import to_torch
 from natopt.compile import NatoptBackend, natopt_backend
 from natopt.errors import NatoptError, PlanError
+from natopt.frontends import lift
 from natopt.frontends.onnx import lift_onnx
+from natopt.ir import graph_cost
 from natopt.passes import canonicalize
 from natopt.passes.transitions import apply_plan, compute_mask
 
@@ -133,6 +135,9 @@ def test_search_finds_a_plan_within_its_budget_on_the_example_inputs():
         out = compiled(model, backend)(x)
     assert out.shape == (8, 10) and torch.isfinite(out).all()
     assert backend.applied  # the 5x5 conv alone is most of the MACs: a cheaper plan was chosen
+    original = canonicalize(lift(model, x))
+    rewritten = apply_plan(original, backend.applied)
+    assert graph_cost(rewritten).macs <= 0.6 * graph_cost(original).macs
 
 
 def test_a_dynamic_batch_graph_is_rewritten_once_for_every_batch_size():
