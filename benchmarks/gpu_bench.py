@@ -19,8 +19,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from natopt._files import write_whole
 from natopt.bench import BenchResult, available_providers, bench_models, render_markdown
-from natopt.bench._files import write_whole
 from natopt.errors import BenchError, NatoptError
 
 __all__ = ["MODELS", "export_torchvision", "main"]

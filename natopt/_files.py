@@ -35,6 +35,7 @@ def write_whole(
             data = content.encode("utf-8") if isinstance(content, str) else content
             with os.fdopen(handle, "wb") as file:
                 file.write(data)
+            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from others
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -43,6 +44,12 @@ def write_whole(
         if error is None:
             raise
         raise error(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def refuse_overwrite(output: Path, inputs: Iterable[str | Path], error: type[NatoptError]) -> None:

@@ -8,6 +8,7 @@ package loads numpy only; onnxruntime and matplotlib are imported when first nee
 
 from __future__ import annotations
 
+from natopt.bench._fields import SCHEMA
 from natopt.bench.gate import METRICS, Gate, GateFailure, check_gates, parse_gate, subject_metrics
 from natopt.bench.markdown import render_markdown
 from natopt.bench.measure import PROVIDERS, available_providers, bench_models
@@ -29,6 +30,7 @@ __all__ = [
     "METRICS",
     "OPTIMIZE_KIND",
     "PROVIDERS",
+    "SCHEMA",
     "BenchResult",
     "Candidate",
     "Gate",

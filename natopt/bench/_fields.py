@@ -10,9 +10,35 @@ from typing import Any, TypeVar
 
 from natopt.errors import ReportError
 
-__all__ = ["require", "field", "number", "optional_number", "integer", "text"]
+__all__ = [
+    "SCHEMA",
+    "check_schema",
+    "require",
+    "field",
+    "number",
+    "optional_number",
+    "integer",
+    "text",
+]
 
 T = TypeVar("T")
+
+SCHEMA = 1
+"""The version of every result file natopt writes (``"schema": 1``)."""
+
+
+def check_schema(record: dict[str, Any], where: str) -> None:
+    """Accept ``record`` if it is schema 1, or has no ``schema`` (written before it existed);
+    otherwise one ``ReportError`` line saying which schema it is and what to do."""
+    schema = record.get("schema", SCHEMA)
+    if schema == SCHEMA and not isinstance(schema, bool):
+        return
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
+        raise ReportError(
+            f"{where}: written by a newer natopt (schema {schema}); this natopt reads schema "
+            f"{SCHEMA}: upgrade natopt (pip install -U natopt)"
+        )
+    raise ReportError(f"{where}.schema must be {SCHEMA}, got {_show(schema)}")
 
 
 def require(value: object, kind: type[T], where: str) -> T:

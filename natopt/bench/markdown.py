@@ -1,8 +1,10 @@
 """Markdown tables of optimisation and bench results, for CI logs and job summaries.
 
 Optimisation results become one table (model, parameters, MACs, latency and quality before
-→ after, speed-up, provider); bench results another, one row per benchmarked model (batch,
-provider, median, p90, p99, IQR, runs, and speed-up against the first model of its bench).
+→ after, speed-up, provider, and the quality guard's verdict when the reports carry it; a
+figure that was not measured reads ``–``); bench results another, one row per benchmarked
+model (batch, provider, median, p90, p99, IQR, runs, and speed-up against the first model
+of its bench).
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ def _arrow(before: str, after: str) -> str:
 
 def _optimize_table(results: Sequence[OptimizeResult]) -> str:
     with_accuracy = any(r.after.accuracy is not None for r in results)
+    with_verdict = any(r.accepted is not None for r in results)
     header = ["Model", "Params", "MACs", "Latency (ms)", "Quality"]
     header += ["Accuracy"] if with_accuracy else []
     header += ["Speed-up", "Provider"]
+    header += ["Guard"] if with_verdict else []
     rows = []
     for result in results:
         before, after = result.before, result.after
@@ -57,12 +61,15 @@ def _optimize_table(results: Sequence[OptimizeResult]) -> str:
             result.model,
             _arrow(format_count(before.params), format_count(after.params)),
             _arrow(format_count(before.macs), format_count(after.macs)),
-            _arrow(f"{before.latency_ms:.3f}", f"{after.latency_ms:.3f}"),
+            _arrow(_optional(before.latency_ms, 3), _optional(after.latency_ms, 3)),
             _arrow(f"{before.quality:.4f}", f"{after.quality:.4f}"),
         ]
         if with_accuracy:
             row.append(_arrow(_optional(before.accuracy), _optional(after.accuracy)))
-        row += [f"{result.speedup:.2f}×", result.provider]
+        speedup = "not measured" if result.speedup is None else f"{result.speedup:.2f}×"
+        row += [speedup, result.provider or "–"]
+        if with_verdict:
+            row.append({True: "accepted", False: "**refused**", None: "–"}[result.accepted])
         rows.append(row)
     return "### Optimisation\n\n" + _table(header, rows)
 
@@ -92,5 +99,5 @@ def _bench_table(benches: Sequence[BenchResult]) -> str:
     return "### Latency\n\n" + _table(header, rows) + "\n\n" + note
 
 
-def _optional(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4f}"
+def _optional(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"

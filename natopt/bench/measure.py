@@ -64,15 +64,14 @@ def bench_models(
     samples, order = _interleave([run for _, run, _ in loaded], min_runs, max_runs, max_seconds)
     models = []
     for path, (_, _, shapes), own in zip(paths, loaded, samples, strict=True):
-        ratio = paired_ratio(own, samples[0])
         models.append(
             ModelBench(
                 path=str(path),
                 name=Path(path).stem,
                 inputs=shapes,
                 stats=summarise(own),
-                ratio_to_first=ratio,
-                speedup=1.0 / ratio,
+                ratio_to_first=paired_ratio(own, samples[0]),
+                speedup=paired_ratio(samples[0], own),
                 samples_ms=own,
             )
         )

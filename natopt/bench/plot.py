@@ -21,7 +21,8 @@ __all__ = ["plot_candidates"]
 def plot_candidates(results: Sequence[OptimizeResult], path: str | Path) -> None:
     """Write one panel per result: candidates (grey), original (square), chosen (star).
 
-    The x axis is latency (ms) when every candidate of a result has it, MACs otherwise.
+    The x axis is latency (ms) when the model before and after and every candidate of a
+    result have it, MACs otherwise (a report written with ``--no-latency``, say).
     """
     if not results:
         raise ReportError("--plot needs at least one optimisation result (natopt optimize)")
@@ -45,7 +46,8 @@ def plot_candidates(results: Sequence[OptimizeResult], path: str | Path) -> None
 
 def _draw(axis: Any, result: OptimizeResult) -> None:
     candidates = result.search.candidates
-    by_latency = all(c.latency_ms is not None for c in candidates)
+    timed = (result.before, result.after, *candidates)
+    by_latency = all(c.latency_ms is not None for c in timed)
     key, label = ("latency_ms", "latency (ms)") if by_latency else ("macs", "MACs")
     points = [(getattr(c, key), c.quality, c.chosen) for c in candidates]
     points = [p for p in points if p[0] is not None]

@@ -1,27 +1,35 @@
 """The optimisation-result contract, and the loader that reads any natopt result file.
 
-``natopt optimize --report`` writes one JSON object of this shape (``OptimizeResult.to_dict``)::
+``natopt optimize --report`` writes one JSON object; this module reads the part of it that
+``natopt report`` needs (``OptimizeResult``) and ignores the rest::
 
     {
+      "schema": 1,                          # absent in files of natopt before schema 1
       "kind": "natopt.optimize",            # optional when reading
       "model": "resnet18.onnx",
+      "accepted": true,                     # the quality guard's verdict (false: exit 3)
       "before": {"params": 11689512, "macs": 1814073344, "latency_ms": 4.1,
                  "quality": 1.0, "accuracy": 0.697},        # accuracy optional
       "after":  {"params": 8420000, "macs": 1290000000, "latency_ms": 3.2,
                  "quality": 0.996, "accuracy": 0.694},
+      "latency": {"speedup": 1.28, "rounds": 212, ...},    # null with --no-latency
       "plan": {...},                        # free-form: the transition plan applied
       "search": {"method": "policy", "evaluations": 200, "best_reward": 0.012,
                  "candidates": [            # optional: every plan the search evaluated
                    {"latency_ms": 3.4, "quality": 0.991, "chosen": false},
                    {"macs": 1290000000, "quality": 0.996, "chosen": true}]},
-      "provider": "CUDAExecutionProvider",
+      "provider": "CPUExecutionProvider",   # null with --no-latency
       "times": {"lift": 0.8, "search": 120.5, "finetune": 600.0}   # seconds per phase
     }
 
-``params`` and ``macs`` are integers; ``latency_ms``, ``quality``, ``accuracy`` and the
-candidates' figures are numbers; a candidate has ``latency_ms`` or ``macs`` (or both).
-Quality is higher-is-better (accuracy, or agreement with the original model).
-A file whose ``kind`` is ``"natopt.bench"`` is read as a ``BenchResult`` instead.
+``params`` and ``macs`` are integers; ``quality``, ``accuracy`` and the candidates' figures
+are numbers; ``latency_ms`` is a number or null (not measured); a candidate has
+``latency_ms`` or ``macs`` (or both). Quality is higher-is-better (accuracy, or agreement
+with the original model). ``latency.speedup`` is the median over interleaved rounds of the
+per-round ratio before / after (``natopt.bench.measure``), the same figure ``natopt bench``
+reports; the ``speedup`` gate reads it. A file whose ``kind`` is ``"natopt.bench"`` is read
+as a ``BenchResult`` instead. A file without ``schema`` is read as schema 1; a later schema
+is refused.
 """
 
 from __future__ import annotations
@@ -31,8 +39,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from natopt.bench._fields import (
+    SCHEMA,
+    check_schema,
+    integer,
+    number,
+    optional_number,
+    require,
+    text,
+)
 from natopt.bench._fields import field as get_field
-from natopt.bench._fields import integer, number, optional_number, require, text
 from natopt.bench.results import BENCH_KIND, BenchResult
 from natopt.errors import ReportError
 
@@ -55,12 +71,13 @@ class ModelSummary:
 
     params: int
     macs: int
-    latency_ms: float
+    latency_ms: float | None
     quality: float
     accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; ``accuracy`` only when known."""
+        """JSON-ready dict; ``latency_ms`` null when not measured, ``accuracy`` only when
+        known."""
         data: dict[str, Any] = {
             "params": self.params,
             "macs": self.macs,
@@ -78,7 +95,7 @@ class ModelSummary:
         return cls(
             params=integer(record, "params", where),
             macs=integer(record, "macs", where),
-            latency_ms=number(record, "latency_ms", where),
+            latency_ms=optional_number(record, "latency_ms", where),
             quality=number(record, "quality", where),
             accuracy=optional_number(record, "accuracy", where),
         )
@@ -154,30 +171,31 @@ class SearchSummary:
 
 @dataclass(slots=True)
 class OptimizeResult:
-    """What ``natopt optimize --report`` writes; see the module docstring for the JSON."""
+    """What ``natopt optimize --report`` writes; see the module docstring for the JSON.
+
+    ``speedup`` is ``latency.speedup`` (None when latency was not measured); ``accepted`` is
+    the quality guard's verdict (None in a record that does not say).
+    """
 
     model: str
     before: ModelSummary
     after: ModelSummary
     plan: dict[str, Any]
     search: SearchSummary
-    provider: str
+    provider: str | None
     times: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def speedup(self) -> float:
-        """Latency before / after (infinite if ``after.latency_ms`` is 0)."""
-        if not self.after.latency_ms:
-            return float("inf")
-        return self.before.latency_ms / self.after.latency_ms
+    speedup: float | None = None
+    accepted: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The optimisation JSON, with ``"kind": "natopt.optimize"``."""
-        return {
-            "kind": OPTIMIZE_KIND,
-            "model": self.model,
+        """The optimisation JSON (the fields this record holds), with schema and kind."""
+        data: dict[str, Any] = {"schema": SCHEMA, "kind": OPTIMIZE_KIND, "model": self.model}
+        if self.accepted is not None:
+            data["accepted"] = self.accepted
+        return data | {
             "before": self.before.to_dict(),
             "after": self.after.to_dict(),
+            "latency": None if self.speedup is None else {"speedup": self.speedup},
             "plan": self.plan,
             "search": self.search.to_dict(),
             "provider": self.provider,
@@ -186,23 +204,34 @@ class OptimizeResult:
 
     @classmethod
     def from_dict(cls, data: object, where: str) -> OptimizeResult:
-        """Validate and read the optimisation JSON (``kind`` may be absent)."""
+        """Validate and read the optimisation JSON (``kind`` and ``schema`` may be absent)."""
         record = require(data, dict, where)
+        check_schema(record, where)
         times = get_field(record, "times", dict, where)
+        latency = record.get("latency")
+        speedup = None
+        if latency is not None:
+            block = require(latency, dict, f"{where}.latency")
+            speedup = number(block, "speedup", f"{where}.latency")
+        accepted = record.get("accepted")
+        provider = record.get("provider")
         return cls(
             model=text(record, "model", where),
             before=ModelSummary.from_dict(record.get("before"), f"{where}.before"),
             after=ModelSummary.from_dict(record.get("after"), f"{where}.after"),
             plan=get_field(record, "plan", dict, where),
             search=SearchSummary.from_dict(record.get("search"), f"{where}.search"),
-            provider=text(record, "provider", where),
+            provider=None if provider is None else text(record, "provider", where),
             times={phase: number(times, phase, f"{where}.times") for phase in times},
+            speedup=speedup,
+            accepted=None if accepted is None else get_field(record, "accepted", bool, where),
         )
 
 
 def parse_result(data: object, where: str) -> OptimizeResult | BenchResult:
     """Read a decoded result by its ``kind``; ``where`` names it in errors."""
     record = require(data, dict, where)
+    check_schema(record, where)
     kind = record.get("kind", OPTIMIZE_KIND)
     if kind == BENCH_KIND:
         return BenchResult.from_dict(record, where)

@@ -3,8 +3,9 @@
 ``to_dict`` writes the bench JSON (``"kind": "natopt.bench"``) and ``from_dict`` reads it back
 with validation, so ``natopt report`` accepts exactly what ``natopt bench --json`` writes::
 
-    {"kind": "natopt.bench", "provider": "CPUExecutionProvider", "requested_provider": "auto",
-     "batch": 1, "threads": null, "warmup": 5, "rounds": 50, "onnxruntime": "1.20.0",
+    {"schema": 1, "kind": "natopt.bench", "provider": "CPUExecutionProvider",
+     "requested_provider": "auto", "batch": 1, "threads": null, "warmup": 5, "rounds": 50,
+     "onnxruntime": "1.20.0",
      "run_order": [0, 1, 0, 1, ...], "warnings": [],
      "models": [{"path": "a.onnx", "name": "a", "inputs": {"x": [1, 3, 224, 224]},
                  "stats": {"runs": 50, "mean_ms": ..., "median_ms": ..., "p90_ms": ...,
@@ -12,8 +13,10 @@ with validation, so ``natopt report`` accepts exactly what ``natopt bench --json
                            "iqr_ms": ...},
                  "ratio_to_first": 1.0, "speedup": 1.0, "samples_ms": [...]}, ...]}
 
-``ratio_to_first`` is the median of per-round latency ratios to the first model and
-``speedup`` its inverse (how many times faster than the first model).
+``ratio_to_first`` is the median over rounds of this model's latency / the first model's in
+the same round; ``speedup`` the median over rounds of the first model's latency / this one's
+(how many times faster than the first model). Paired by round, both cancel machine drift.
+A file without ``schema`` (written before it existed) is read as schema 1.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from natopt.bench._fields import SCHEMA, check_schema, integer, number, require, text
 from natopt.bench._fields import field as get_field
-from natopt.bench._fields import integer, number, require, text
 from natopt.bench.stats import LatencyStats
 
 __all__ = ["BENCH_KIND", "ModelBench", "BenchResult"]
@@ -95,8 +98,9 @@ class BenchResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The bench JSON, with ``"kind": "natopt.bench"``."""
+        """The bench JSON, with ``"schema": 1`` and ``"kind": "natopt.bench"``."""
         return {
+            "schema": SCHEMA,
             "kind": BENCH_KIND,
             "provider": self.provider,
             "requested_provider": self.requested_provider,
@@ -114,6 +118,7 @@ class BenchResult:
     def from_dict(cls, data: object, where: str) -> BenchResult:
         """Read the bench JSON; a malformed record raises ``ReportError`` naming the field."""
         record = require(data, dict, where)
+        check_schema(record, where)
         threads = record.get("threads")
         models = get_field(record, "models", list, where)
         return cls(

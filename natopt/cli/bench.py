@@ -1,18 +1,19 @@
 """``natopt bench MODEL.onnx [MODEL2.onnx ...]``: latency with onnxruntime.
 
-Prints one line per model (median, p90, p99, IQR, speed-up against the first model) and the
-execution provider used; ``--json`` writes the figures for ``natopt report``.
+Prints one line per model (median, p90, p99, IQR, speed-up against the first model: the
+median over rounds of the per-round ratio) and the execution provider used. ``--json FILE``
+writes the figures for ``natopt report``; ``--json`` alone (or ``-``) prints them on stdout
+and the table on stderr (``natopt.cli.json_output``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
+import sys
 
-from natopt._files import refuse_overwrite, write_whole
 from natopt.bench import BenchResult, bench_models
 from natopt.cli import SUMMARIES
+from natopt.cli.json_output import add_json_option, check_json_target, emit_json, json_to_stdout
 from natopt.errors import BenchError
 
 __all__ = ["NAME", "register", "run", "format_result"]
@@ -39,14 +40,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--min-runs", type=int, default=20, help="timed rounds at least (20)")
     p.add_argument("--max-runs", type=int, default=1000, help="timed rounds at most (1000)")
     p.add_argument("--max-seconds", type=float, default=10.0, help="time limit (10 s)")
-    p.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="write figures")
+    add_json_option(p, "the figures (for natopt report)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Benchmark, print the table, and write ``--json`` if asked."""
-    if args.json is not None:
-        refuse_overwrite(args.json, args.models, BenchError)
+    check_json_target(args.json, args.models, BenchError)
     result = bench_models(
         args.models,
         batch=args.batch,
@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
         max_runs=args.max_runs,
     )
-    print(format_result(result))
+    print(format_result(result), file=sys.stderr if json_to_stdout(args.json) else sys.stdout)
     if args.json is not None:
-        write_whole(args.json, json.dumps(result.to_dict(), indent=2) + "\n", BenchError)
+        emit_json(args.json, result.to_dict(), BenchError)
     return 0
 
 

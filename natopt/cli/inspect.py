@@ -8,10 +8,11 @@ parameters no unit owns, so the rows add up to the totals exactly. Residual bran
 those rows and are listed after them, outside the totals.
 
 ``--json`` prints ``{"nodes": [rows], "branches": [rows], "totals": {...}}`` and nothing
-else; a row is ``{name, kind, ops, input_shape, output_shape, params, macs, share,
-transitions}`` with ``share`` the row's fraction of the graph's MACs (the table prints it in
-percent) and ``transitions`` the unit's valid transitions (``TransitionMask``; the table
-leaves out ``keep``).
+else; ``--json FILE`` writes it there and prints the table (``natopt.cli.json_output``). A
+row is ``{name, kind, ops, input_shape, output_shape, params, macs, share, transitions}``
+with ``share`` the row's fraction of the graph's MACs (the table prints it in percent) and
+``transitions`` the unit's valid transitions (``TransitionMask``; the table leaves out
+``keep``).
 ``--graph`` prints the IR text before the table. Costs count symbolic dims as 1 (batch 1).
 
 The table is built from ``COLUMNS``, a list of column specs: a new column (a unit's valid
@@ -21,13 +22,14 @@ transitions, say) is one more ``Column``, reading the ``Row`` and its ``unit``.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from natopt.cli import SUMMARIES
+from natopt.cli.json_output import add_json_option, check_json_target, emit_json, json_to_stdout
 from natopt.cli.models import DEFAULT_SHAPE, load_model
+from natopt.errors import NatoptError
 from natopt.ir import Graph, Node, Shape, format_graph, graph_cost, node_cost
 from natopt.passes import Unit, canonicalize, find_units
 from natopt.passes.transitions import compute_mask
@@ -247,17 +249,19 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="example input dtype, once or once per input (default float32)",
     )
     output = p.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="print the report as JSON only")
+    add_json_option(output, "the report")
     output.add_argument("--graph", action="store_true", help="print the IR text too")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Lift, canonicalise, find units and print the report."""
+    check_json_target(args.json, [args.model], NatoptError)
     graph = canonicalize(load_model(args.model, args.input_shape or (), args.input_dtype or ()))
     report = inspect_graph(graph)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+    if args.json is not None:
+        emit_json(args.json, report.to_dict(), NatoptError)
+    if json_to_stdout(args.json):
         return 0
     if args.graph:
         print(format_graph(graph))

@@ -319,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     _write_report(outputs, result.report, model)
     if "save_plan" in outputs:
-        write_whole(outputs["save_plan"], result.plan.to_json() + "\n")
+        write_whole(outputs["save_plan"], result.plan.to_json() + "\n", NatoptError)
     print(format_comparison(result.report))
     print(_format_plan(result.plan.transitions))
     if result.onnx_path is not None:
@@ -330,4 +330,4 @@ def run(args: argparse.Namespace) -> int:
 def _write_report(outputs: dict[str, Path], report: dict[str, Any], model: str) -> None:
     if "report" in outputs:
         text = json.dumps(dict(report, model=model), indent=1, default=str) + "\n"
-        write_whole(outputs["report"], text)
+        write_whole(outputs["report"], text, NatoptError)

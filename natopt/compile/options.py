@@ -3,7 +3,7 @@
 ``torch.compile(model, backend="natopt", options={...})`` keys:
 
 - ``plan``: a ``Plan``, a ``{unit: transition}`` mapping, the plan JSON as a dict
-  (``{"version": 1, "transitions": {...}}``) or the path of a plan file written by
+  (``{"schema": 1, "transitions": {...}}``) or the path of a plan file written by
   ``natopt optimize --save-plan``;
 - ``then``: ``"inductor"`` (default) or ``"eager"``: what runs the rewritten graph;
 - ``search``: ``True`` to search a plan on the example inputs instead (label-free, small);

@@ -321,6 +321,7 @@ def optimize(
     before_ms = latency and latency.before_ms
     control_summary = _summary(graph, qualities[2], before_ms, sizes[2])
     report = {
+        "schema": 1,
         "kind": "natopt.optimize",
         "accepted": verdict.accepted,
         "objective": {

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from natopt.bench import METRICS
 from natopt.cli import main as cli_main
 
 FAST = ["--warmup", "1", "--min-runs", "3", "--max-runs", "3"]
@@ -178,3 +179,32 @@ def test_outputs_never_overwrite_inputs(
     assert status == 2 and "would overwrite an input" in err
     assert natopt("bench", tiny_model, *FAST, "--json", tiny_model)[0] == 2
     assert tiny_model.read_bytes().startswith(b"\x08")
+
+
+def test_a_gate_the_file_cannot_answer_is_one_line_and_writes_nothing(
+    natopt: Callable[..., tuple[int, str, str]],
+    optimize_record: Record,
+    write_json: Writer,
+    tmp_path: Path,
+) -> None:
+    record = optimize_record(latency=None, provider=None)
+    for side in ("before", "after"):
+        record[side]["latency_ms"] = None
+    result = write_json("r.json", record)
+    assert natopt("report", result, "--fail-if", "quality_drop>0.01")[0] == 0
+    markdown = tmp_path / "r.md"
+    status, out, err = natopt("report", result, "--markdown", markdown, "--fail-if", "speedup<1.1")
+    assert status == 2 and out == "" and not markdown.exists()
+    assert err.count("\n") == 1 and err.startswith("natopt: error: --fail-if speedup<1.1: ")
+    assert "--no-latency" in err
+
+
+def test_help_names_each_metrics_meaning(
+    natopt: Callable[..., tuple[int, str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        natopt("report", "--help")
+    text = " ".join(capsys.readouterr().out.split())
+    for name, meaning in METRICS.items():
+        assert f"{name} {' '.join(meaning.split())}" in text
+    assert "never a ratio of medians" in text

@@ -164,8 +164,51 @@ def test_gate_on_a_metric_no_result_has_is_an_error(optimize_record: Record) -> 
     record = optimize_record()
     del record["after"]["accuracy"]
     subjects = subject_metrics(OptimizeResult.from_dict(record, "r.json"), "r.json")
-    with pytest.raises(ReportError, match="no result reports the metric 'accuracy_drop'"):
+    with pytest.raises(ReportError, match=r"\(r\.json\) has no accuracy_drop: .*no labels"):
         check_gates([parse_gate("accuracy_drop>0.01")], subjects)
+    with pytest.raises(ReportError, match="no result reports the metric 'p90_ms'.*bench"):
+        check_gates([parse_gate("p90_ms>1")], subjects)
+
+
+def test_speedup_is_the_reports_paired_figure_not_a_ratio_of_medians(
+    optimize_record: Record,
+) -> None:
+    record = optimize_record(latency={"before_ms": 4.2, "after_ms": 3.0, "speedup": 1.3})
+    (subject,) = subject_metrics(OptimizeResult.from_dict(record, "r.json"), "r.json")
+    assert subject.metrics["speedup"] == 1.3
+    assert subject.metrics["latency_ratio"] == pytest.approx(1 / 1.3)
+    assert (subject.metrics["latency_before_ms"], subject.metrics["latency_ms"]) == (4.2, 3.0)
+
+
+def test_a_report_without_latency_cannot_answer_latency_gates(optimize_record: Record) -> None:
+    record = optimize_record(latency=None, provider=None)
+    for side in ("before", "after"):
+        record[side]["latency_ms"] = None
+    result = OptimizeResult.from_dict(record, "r.json")
+    assert result.speedup is None and result.before.latency_ms is None
+    assert "not measured" in render_markdown([result])
+    subjects = subject_metrics(result, "r.json")
+    assert check_gates([parse_gate("quality_drop>0.01")], subjects) == []
+    for gate in ("speedup<1.1", "latency_ms>1", "latency_ratio>0.9", "latency_before_ms<1"):
+        with pytest.raises(ReportError, match=r"has no .*--no-latency.*natopt bench") as caught:
+            check_gates([parse_gate(gate)], subjects)
+        assert "\n" not in str(caught.value)
+
+
+def test_the_guard_verdict_is_a_metric(optimize_record: Record) -> None:
+    refused = OptimizeResult.from_dict(optimize_record(accepted=False), "r.json")
+    (failure,) = check_gates([parse_gate("accepted==0")], subject_metrics(refused, "r.json"))
+    assert failure.value == 0.0
+    assert "**refused**" in render_markdown([refused])
+    with pytest.raises(ReportError, match="quality guard"):
+        unknown = OptimizeResult.from_dict(optimize_record(), "r.json")
+        check_gates([parse_gate("accepted==0")], subject_metrics(unknown, "r.json"))
+
+
+def test_a_bench_of_one_model_cannot_answer_speedup() -> None:
+    subjects = subject_metrics(make_bench([3.0]), "one.json")
+    with pytest.raises(ReportError, match=r"one\.json\) has no speedup: .*one model"):
+        check_gates([parse_gate("speedup<1.1")], subjects)
 
 
 def test_bench_subjects_compare_to_the_first_model() -> None:

@@ -51,8 +51,17 @@ def test_the_pass_rewrites_a_traced_model_inside_fx_pass_manager(resnet, traced)
 def test_placeholder_shapes_stand_in_for_example_inputs(resnet, traced):
     gm = fx.symbolic_trace(resnet.model)
     ShapeProp(gm).propagate(resnet.x)
-    result = NatoptFxPass({"layer1.0.conv2": "skip"})(gm)
-    assert result.modified
+    skip = {"layer1.0.conv2": "skip"}
+    natopt_pass = NatoptFxPass(skip)
+    result = natopt_pass(gm)
+    assert result.modified and natopt_pass.last is not None
+    assert natopt_pass.last.applied == skip
+    # the rewrite is the graph-level one: one convolution fewer, the same outputs
+    expected = apply_plan(resnet.graph, skip)
+    assert _conv_calls(result.graph_module) == expected.op_counts()["Conv"]
+    assert expected.op_counts()["Conv"] == resnet.graph.op_counts()["Conv"] - 1
+    with torch.no_grad():
+        assert_close_relative(result.graph_module(resnet.x), to_torch(expected)(resnet.x))
     with pytest.raises(FrontendError, match="needs example_inputs"):
         NatoptFxPass({"layer1.0.conv2": "skip"})(traced)
 

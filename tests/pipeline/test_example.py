@@ -1,8 +1,9 @@
 """``natopt optimize --example``, the README's first command, end to end on real MNIST data.
 
 The shipped example (a residual CNN trained on real MNIST, 2,000 held-out test images) runs
-with the defaults (the fastest model within --max-drop); the report is read back: the guard accepted the model, and the control
-(the original architecture, fine-tuned the same way) is measured beside it.
+with the defaults (the fastest model within --max-drop); the report is read back: the guard
+accepted the model, and the control (the original architecture, fine-tuned the same way) is
+measured beside it.
 """
 
 from __future__ import annotations
@@ -64,3 +65,13 @@ def test_the_example_report_has_the_control(example):
         100 * (report["after"]["quality"] - control["quality"])
     )
     assert report["times"]["control"] > 0
+
+
+def test_natopt_report_reads_the_example_report_and_gates_on_it(example, capsys):
+    """The speedup gate reads the report's paired figure itself (not before / after medians)."""
+    _, report, out = example
+    capsys.readouterr()
+    gates = ["--fail-if", "accepted==0", "--fail-if", f"speedup=={report['latency']['speedup']!r}"]
+    assert main(["report", str(out.parent / "report.json"), *gates]) == 1
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("natopt: gate failed: speedup==")

@@ -3,12 +3,14 @@
 A plan maps unit names (``Unit.name``: the main node's module path, ``:branch`` for a
 residual branch) to vocabulary entry names; units it does not name keep their op. JSON form::
 
-    {"version": 1,
+    {"schema": 1,
      "transitions": {"layer1.0.conv2": "sep_conv_3x3", "layer2.1.conv2:branch": "null"}}
 
-Keys are written sorted, so equal plans give equal text. ``Plan.load`` is the one reader of
-plan files (``natopt optimize --plan``, the compile backend's ``plan`` option): a file that
-is missing, unreadable or malformed is a one-line ``PlanError`` naming the file.
+Keys are written sorted, so equal plans give equal text. ``schema`` is the version every
+natopt JSON file carries; plans saved before it existed say ``"version": 1`` instead, and
+are read the same. Any other schema or version is refused. ``Plan.load`` is the one reader
+of plan files (``natopt optimize --plan``, the compile backend's ``plan`` option): a file
+that is missing, unreadable or malformed is a one-line ``PlanError`` naming the file.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Plan:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"version": self.version, "transitions": dict(sorted(self.transitions.items()))},
+            {"schema": self.version, "transitions": dict(sorted(self.transitions.items()))},
             indent=1,
         )
 
@@ -54,12 +56,16 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: object) -> Plan:
-        """The plan of its JSON form parsed (``{"version": 1, "transitions": {...}}``)."""
+        """The plan of its JSON form parsed (``{"schema": 1, "transitions": {...}}``)."""
         if not isinstance(data, dict) or not isinstance(data.get("transitions"), dict):
-            raise PlanError('a plan is a JSON object {"version": 1, "transitions": {unit: name}}')
-        version = data.get("version")
-        if version != PLAN_VERSION:
-            raise PlanError(f"plan version {version!r} is not supported (expected {PLAN_VERSION})")
+            raise PlanError('a plan is a JSON object {"schema": 1, "transitions": {unit: name}}')
+        key = "schema" if "schema" in data else "version"
+        version = data.get(key)
+        if version != PLAN_VERSION or isinstance(version, bool):
+            raise PlanError(
+                f"plan {key} {version!r} is not supported (this natopt reads {PLAN_VERSION}); "
+                "save the plan again with this natopt, or upgrade natopt"
+            )
         transitions = data["transitions"]
         bad = [k for k, v in transitions.items() if not isinstance(v, str)]
         if bad:
