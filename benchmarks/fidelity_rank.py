@@ -38,7 +38,7 @@ from search_vs_baselines import example_problem  # noqa: E402
 from natopt.backends import to_torch  # noqa: E402
 from natopt.passes.nat import random_search  # noqa: E402
 from natopt.pipeline.data import concat  # noqa: E402
-from natopt.pipeline.fidelity import Candidate, train_candidate  # noqa: E402
+from natopt.pipeline.fidelity import RungInputs, TrainTask, train_candidate  # noqa: E402
 from natopt.pipeline.finetune import FinetuneConfig, finetune  # noqa: E402
 from natopt.pipeline.problem import graph_outputs, strip_keep  # noqa: E402
 
@@ -94,15 +94,16 @@ def main() -> int:
     tuning = concat(problem.splits.search, problem.splits.finetune)
     teacher = graph_outputs(problem.graph, tuning)
     pool = pool_of_plans(problem, args.plans, args.seed)
+    inputs = RungInputs(problem, tuning, teacher, FinetuneConfig())
     print(f"{len(pool)} plans within macs=0.75; scoring each at every fidelity", flush=True)
     rows = []
     for number, plan in enumerate(pool):
         plan = strip_keep(plan)
         row: dict = {"plan": plan, "refit": problem.validate(plan).quality}
-        candidate = Candidate(plan, row["refit"], 0)
+        weights = None
         for name, steps in (("ft50", 50), ("ft200", 150)):
-            config = FinetuneConfig(steps=steps)
-            row[name] = train_candidate(problem, candidate, tuning, teacher, config, args.seed)
+            trained = train_candidate(inputs, TrainTask(plan, steps, args.seed, weights))
+            row[name], weights = trained.quality, trained.weights
         graph = problem.build(plan, base=problem.graph)
         module = to_torch(graph)
         finetune(module, tuning, teacher, FinetuneConfig(steps=args.final_steps), seed=args.seed)
