@@ -100,3 +100,8 @@ def test_without_ray_workers_name_the_extra_and_exit_2(monkeypatch, capsys):
         "natopt: error: --workers and --ray-address run on Ray, which is not installed: "
         "pip install 'natopt[ray]'"
     ]
+
+
+def test_zero_workers_is_one_error_line(capsys):
+    assert main(["optimize", "--example", "--workers", "0", "--quiet"]) == 2
+    assert capsys.readouterr().err == "natopt: error: --workers 0: give at least 1 worker\n"
