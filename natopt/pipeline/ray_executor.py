@@ -19,7 +19,10 @@ here, lazily: without it, starting says which extra to install.
   a private API: ``None`` where a Ray version lacks it). A task's own exception is not
   retried (it would raise again): it comes back as the result's error.
 - Work Ray cannot finish (retries used up, the cluster gone) raises ``ExecutorError``:
-  the run stops with one line instead of answering without that work.
+  the run stops with one line instead of answering without that work. While tasks run,
+  the cluster's control store (GCS) is asked every ``HEARTBEAT_S`` whether it is there
+  (the core worker's GCS client, private API): a driver that lost it would otherwise wait,
+  then be ended by Ray a minute later with no natopt error.
 
 Latency is never timed on Ray workers: timing runs only in the driver, after the batches,
 while no tasks are in flight.
@@ -41,6 +44,7 @@ from natopt.pipeline.executor import OnResult, TaskResult, run_task
 __all__ = ["RayExecutor", "DEFAULT_RETRIES", "INSTALL_HINT", "require_ray"]
 
 DEFAULT_RETRIES = 2
+HEARTBEAT_S = 5.0  # while tasks run, the cluster is checked this often
 INSTALL_HINT = "pip install 'natopt[ray]'"
 
 
@@ -110,7 +114,7 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
                 where = f"the Ray cluster at {address!r}" if address else "a local Ray"
                 raise ExecutorError(
-                    f"cannot start or join {where}: {_first_line(exc)} (start one with "
+                    f"cannot start or join {where}: {_reason(exc)} (start one with "
                     "`ray start --head`, then pass --ray-address auto)"
                 ) from None
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -145,9 +149,12 @@ class RayExecutor:
                 while waiting and len(pending) < self.workers:
                     index = waiting.pop()
                     pending[self._remote.remote(fn, shared, tasks[index], self.threads)] = index
-                (ready,), _ = ray.wait(list(pending), num_returns=1)
-                index = pending.pop(ready)
-                results[index] = result = ray.get(ready)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=HEARTBEAT_S)
+                if not ready:
+                    self._check_cluster()
+                    continue
+                index = pending.pop(ready[0])
+                results[index] = result = ray.get(ready[0])
                 if on_result is not None:
                     on_result(index, result)
         except ray.exceptions.RayError as exc:
@@ -159,6 +166,13 @@ class RayExecutor:
                 f"nothing was written: check the cluster (`ray status`) and run again"
             ) from None
         return [r for r in results if r is not None]
+
+    def _check_cluster(self) -> None:
+        """Raise (a ``RayError``) if the cluster's control store does not answer within
+        ``HEARTBEAT_S``: Ray itself would end this process a minute after losing it."""
+        gcs = getattr(self._ray._private.worker.global_worker, "gcs_client", None)
+        if gcs is not None:
+            gcs.internal_kv_exists(b"natopt", namespace=b"natopt", timeout=HEARTBEAT_S)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -181,3 +195,13 @@ _QUIET = {"logging_level": logging.ERROR, "log_to_driver": False}  # the CLI sho
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _reason(exc: BaseException) -> str:
+    """``exc``'s first line, and what to do when the cluster refused this driver's token."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if "InvalidAuthToken" in str(cause):
+            return f"{_first_line(exc)}: the cluster wants its token (set RAY_AUTH_MODE=token)"
+        cause = cause.__cause__ or cause.__context__
+    return _first_line(exc)
