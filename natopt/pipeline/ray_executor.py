@@ -171,7 +171,7 @@ class RayExecutor:
         """Raise (a ``RayError``) if the cluster's control store does not answer within
         ``HEARTBEAT_S``: Ray itself would end this process a minute after losing it."""
         gcs = getattr(self._ray._private.worker.global_worker, "gcs_client", None)
-        if gcs is not None:
+        with suppress(AttributeError, TypeError):  # another Ray's client: Ray's own handling
             gcs.internal_kv_exists(b"natopt", namespace=b"natopt", timeout=HEARTBEAT_S)
 
     def describe(self) -> dict[str, Any]:
