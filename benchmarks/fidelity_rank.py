@@ -40,7 +40,7 @@ from search_vs_baselines import example_problem  # noqa: E402
 from natopt.backends import to_torch  # noqa: E402
 from natopt.passes.nat import random_search  # noqa: E402
 from natopt.pipeline.data import concat  # noqa: E402
-from natopt.pipeline.fidelity import Candidate, train_candidate  # noqa: E402
+from natopt.pipeline.fidelity import RungInputs, TrainTask, train_candidate  # noqa: E402
 from natopt.pipeline.finetune import FinetuneConfig, finetune  # noqa: E402
 from natopt.pipeline.problem import graph_outputs, strip_keep  # noqa: E402
 
@@ -96,6 +96,7 @@ def main() -> int:
     tuning = concat(problem.splits.search, problem.splits.finetune)
     teacher = graph_outputs(problem.graph, tuning)
     pool = pool_of_plans(problem, args.plans, args.seed)
+    inputs = RungInputs(problem, tuning, teacher, FinetuneConfig())
     print(f"{len(pool)} plans within macs=0.75; scoring each at every fidelity", flush=True)
     rows = []
     for number, plan in enumerate(pool):
@@ -107,11 +108,11 @@ def main() -> int:
         clock, problem.score_steps = time.perf_counter(), 10
         row["score10"] = problem.validate(plan).quality
         seconds["score10"], problem.score_steps = time.perf_counter() - clock, 0
-        candidate = Candidate(plan, row["refit"], 0)
+        weights = None
         for name, steps in (("ft50", 50), ("ft200", 150)):
             clock = time.perf_counter()
-            config = FinetuneConfig(steps=steps)
-            row[name] = train_candidate(problem, candidate, tuning, teacher, config, args.seed)
+            trained = train_candidate(inputs, TrainTask(plan, steps, args.seed, weights))
+            row[name], weights = trained.quality, trained.weights
             seconds[name] = time.perf_counter() - clock
         clock = time.perf_counter()
         graph = problem.build(plan, base=problem.graph)

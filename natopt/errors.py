@@ -20,6 +20,7 @@ __all__ = [
     "BenchError",
     "ReportError",
     "QualityError",
+    "ExecutorError",
 ]
 
 
@@ -81,3 +82,9 @@ class QualityError(NatoptError):
     def __init__(self, message: str, result: object) -> None:
         super().__init__(message)
         self.result = result
+
+
+class ExecutorError(NatoptError):
+    """Work handed to an executor could not be done: Ray is not installed or its cluster
+    cannot be reached or went away mid-run, a task lost its worker more often than its
+    retries allow, or every candidate of a fine-tuning rung failed (their errors named)."""

@@ -113,6 +113,15 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "PLANSxSTEPS per rung, comma-separated, later rungs resuming (none: choose on the "
         f"refit score alone; default {_format_rungs(DEFAULT_RUNGS)})",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="fine-tune the rungs' candidates on a local Ray with N workers (needs natopt[ray])",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="... or on the Ray cluster at ADDR (auto: the one `ray start --head` started here)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plan", help="apply this saved plan (JSON) instead of searching")
     p.add_argument("--save-plan", help="write the chosen plan as JSON")
@@ -191,6 +200,12 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         )
     parsed = Budget.parse(args.budget) if args.budget else None
     resolve_objective(args.objective, parsed)  # refuses --objective with --budget
+    if args.workers is not None and args.workers < 1:
+        raise NatoptError(f"--workers {args.workers}: give at least 1 worker")
+    if args.workers is not None or args.ray_address:
+        from natopt.pipeline.ray_executor import require_ray
+
+        require_ray()  # before any work: say which extra to install
     return OptimizeConfig(
         search=args.search,
         objective=args.objective,
@@ -209,6 +224,8 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         plan=Plan.load(args.plan) if args.plan else None,
         max_drop=parse_max_drop(args.max_drop),
         rungs=_parse_rungs(args.rungs),
+        workers=args.workers,
+        ray_address=args.ray_address,
     )
 
 

@@ -49,7 +49,8 @@ from natopt.passes.transitions import (
 from natopt.passes.width import ChannelRounding, WidthOptions
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset, concat, load_data, split_data
-from natopt.pipeline.fidelity import DEFAULT_RUNGS, successive_halving
+from natopt.pipeline.executor import executor_for
+from natopt.pipeline.fidelity import DEFAULT_RUNGS, critical_path, successive_halving
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
 from natopt.pipeline.latency_budget import LatencyRound, choose_round, next_budget
@@ -110,6 +111,8 @@ class OptimizeConfig:
     max_drop: float = DEFAULT_MAX_DROP  # points of quality the final model may lose (guard)
     # successive halving on fine-tuned quality: (plans entering, steps) per rung; () = off
     rungs: tuple[tuple[int, int], ...] = DEFAULT_RUNGS
+    workers: int | None = None  # the rungs' fine-tunes on a local Ray with this many workers
+    ray_address: str | None = None  # ... or on the Ray cluster at this address ("auto")
 
 
 @dataclass(slots=True)
@@ -400,21 +403,24 @@ def _select_by_finetuning(
     info: dict[str, Any],
 ) -> list[Plan]:
     """Successive halving over the pool (``natopt.pipeline.fidelity``), ranked by the
-    objective: the plans that went through every rung, first-ranked first (for the fastest
-    objective, those within the tolerance by measured latency); the rungs' records go into
-    ``info``."""
+    objective, on the executor ``config.workers`` / ``config.ray_address`` name (default: in
+    this process): the plans that went through every rung, first-ranked first (for the
+    fastest objective, those within the tolerance by measured latency); the rungs' records go
+    into ``info``."""
     total = sum(size * steps for size, steps in config.rungs)
     bar = ProgressBar("rungs", total, enabled=config.progress)
-    chosen, candidates = successive_halving(
-        problem,
-        pool,
-        *data,
-        config.rungs,
-        config.finetune,
-        seed=config.seed,
-        progress=lambda done, _total, text: bar.update(done, text),
-        rank=objective.rank,
-    )
+    with executor_for(config.workers, config.ray_address) as executor:
+        _, candidates = successive_halving(
+            problem,
+            pool,
+            *data,
+            config.rungs,
+            config.finetune,
+            seed=config.seed,
+            executor=executor,
+            progress=lambda done, _total, text: bar.update(done, text),
+            rank=objective.rank,
+        )
     bar.close(f"{len(candidates)} plans fine-tuned")
     last = [c for c in candidates if len(c.scores) == len(config.rungs)]
     last.sort(key=lambda c: objective.rank(c.scores[-1], c.macs))
@@ -431,6 +437,9 @@ def _select_by_finetuning(
         "changed_choice": finalists[0] != plan.transitions,
         "within_max_drop": len(within),
         "measured_latency_ratio": measured,
+        "executor": executor.describe(),
+        "task_seconds": sum(sum(c.seconds) for c in candidates),
+        "critical_path_seconds": critical_path(candidates),
     }
     return [Plan(p) for p in finalists]
 

@@ -1,0 +1,207 @@
+"""Tasks as Ray tasks: ``natopt optimize --workers N`` (a local Ray) or ``--ray-address ADDR``.
+
+``RayExecutor.start`` starts a local Ray instance (``ray.init(num_cpus=N)``), joins a cluster
+(``address``, ``"auto"`` for the one ``ray start --head`` left on this machine), or uses the
+instance this process already runs (then it neither starts nor stops Ray). Ray is imported
+here, lazily: without it, starting says which extra to install.
+
+- ``share`` puts the big inputs into Ray's object store once (``ray.put``); every task of
+  every batch gets the same reference.
+- ``map`` keeps at most ``workers`` tasks in flight (a local instance: N; a cluster: its
+  CPUs), each asking for one CPU, and collects them as they finish (one ``on_result`` per
+  task, in this process). Each task sets ``torch.set_num_threads`` to its worker's share of
+  the cores: the driver's threads over N for a local instance, one on a cluster (a task
+  holds one CPU). Float results are bitwise those of the in-process executor when the
+  thread counts agree (intra-op reductions reorder with the thread count).
+- A task whose worker process dies (killed, out of memory, a lost node) is retried by Ray
+  up to ``max_retries`` times, from the same inputs, so its result is unchanged; the
+  result records the retries (Ray's attempt number, read from the worker's core worker,
+  a private API: ``None`` where a Ray version lacks it). A task's own exception is not
+  retried (it would raise again): it comes back as the result's error.
+- Work Ray cannot finish (retries used up, the cluster gone) raises ``ExecutorError``:
+  the run stops with one line instead of answering without that work. While tasks run,
+  the cluster's control store (GCS) is asked every ``HEARTBEAT_S`` whether it is there
+  (the core worker's GCS client, private API): a driver that lost it would otherwise wait,
+  then be ended by Ray a minute later with no natopt error.
+
+Latency is never timed on Ray workers: timing runs only in the driver, after the batches,
+while no tasks are in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from typing import Any
+
+import torch
+
+from natopt.errors import ExecutorError
+from natopt.pipeline.executor import OnResult, TaskResult, run_task
+
+__all__ = ["RayExecutor", "DEFAULT_RETRIES", "INSTALL_HINT", "require_ray"]
+
+DEFAULT_RETRIES = 2
+HEARTBEAT_S = 5.0  # while tasks run, the cluster is checked this often
+INSTALL_HINT = "pip install 'natopt[ray]'"
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or an ``ExecutorError`` naming the extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError(
+            f"--workers and --ray-address run on Ray, which is not installed: {INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+def _attempt_number() -> int | None:
+    """How often Ray has retried the running task (0 on its first attempt)."""
+    import ray
+
+    core = getattr(ray._private.worker.global_worker, "core_worker", None)
+    attempt = getattr(core, "get_current_task_attempt_number", None)
+    return None if attempt is None else int(attempt())
+
+
+def _ray_task(fn: Callable[[Any, Any], Any], shared: Any, task: Any, threads: int) -> TaskResult:
+    # arrays come read-only from the object store; tasks only read them
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    return run_task(fn, shared, task, threads, retries=_attempt_number())
+
+
+class RayExecutor:
+    """Tasks on Ray workers; see the module docstring. Build it with ``start``."""
+
+    def __init__(
+        self,
+        ray: Any,
+        *,
+        workers: int,
+        threads: int,
+        address: str | None,
+        owns: bool,
+        max_retries: int,
+    ) -> None:
+        self._ray = ray
+        self.workers, self.threads, self.address = workers, threads, address
+        self.owns, self.max_retries = owns, max_retries
+        self._remote = ray.remote(_ray_task).options(
+            num_cpus=1, max_retries=max_retries, retry_exceptions=False
+        )
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        workers: int | None = None,
+        address: str | None = None,
+        max_retries: int = DEFAULT_RETRIES,
+    ) -> RayExecutor:
+        """Start or join Ray; ``workers``: tasks in flight (default: the cluster's CPUs)."""
+        ray = require_ray()
+        owns = not ray.is_initialized()
+        if owns:
+            try:
+                if address is None:
+                    ray.init(num_cpus=workers, include_dashboard=False, **_QUIET)
+                else:
+                    ray.init(address=address, **_QUIET)
+            except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+                where = f"the Ray cluster at {address!r}" if address else "a local Ray"
+                raise ExecutorError(
+                    f"cannot start or join {where}: {_reason(exc)} (start one with "
+                    "`ray start --head`, then pass --ray-address auto)"
+                ) from None
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        in_flight = workers or cpus
+        local = address is None
+        threads = max(1, torch.get_num_threads() // in_flight) if local else 1
+        return cls(
+            ray,
+            workers=in_flight,
+            threads=threads,
+            address=address,
+            owns=owns,
+            max_retries=max_retries,
+        )
+
+    def share(self, value: Any) -> Any:
+        return self._ray.put(value)
+
+    def map(
+        self,
+        fn: Callable[[Any, Any], Any],
+        tasks: Sequence[Any],
+        shared: Any,
+        on_result: OnResult | None = None,
+    ) -> list[TaskResult]:
+        ray = self._ray
+        results: list[TaskResult | None] = [None] * len(tasks)
+        waiting = list(reversed(range(len(tasks))))
+        pending: dict[Any, int] = {}
+        try:
+            while waiting or pending:
+                while waiting and len(pending) < self.workers:
+                    index = waiting.pop()
+                    pending[self._remote.remote(fn, shared, tasks[index], self.threads)] = index
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=HEARTBEAT_S)
+                if not ready:
+                    self._check_cluster()
+                    continue
+                index = pending.pop(ready[0])
+                results[index] = result = ray.get(ready[0])
+                if on_result is not None:
+                    on_result(index, result)
+        except ray.exceptions.RayError as exc:
+            with suppress(Exception):  # the cluster may be gone: cancelling is best effort
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+            raise ExecutorError(
+                f"Ray lost this run's work ({type(exc).__name__}: {_first_line(exc)}); "
+                f"nothing was written: check the cluster (`ray status`) and run again"
+            ) from None
+        return [r for r in results if r is not None]
+
+    def _check_cluster(self) -> None:
+        """Raise (a ``RayError``) if the cluster's control store does not answer within
+        ``HEARTBEAT_S``: Ray itself would end this process a minute after losing it."""
+        gcs = getattr(self._ray._private.worker.global_worker, "gcs_client", None)
+        with suppress(AttributeError, TypeError):  # another Ray's client: Ray's own handling
+            gcs.internal_kv_exists(b"natopt", namespace=b"natopt", timeout=HEARTBEAT_S)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "ray",
+            "workers": self.workers,
+            "address": self.address,
+            "threads_per_task": self.threads,
+            "max_retries": self.max_retries,
+        }
+
+    def close(self) -> None:
+        """Stop the local instance or leave the cluster, if ``start`` started or joined it."""
+        if self.owns:
+            self._ray.shutdown()
+
+
+_QUIET = {"logging_level": logging.ERROR, "log_to_driver": False}  # the CLI shows progress
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _reason(exc: BaseException) -> str:
+    """``exc``'s first line, and what to do when the cluster refused this driver's token."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if "InvalidAuthToken" in str(cause):
+            return f"{_first_line(exc)}: the cluster wants its token (set RAY_AUTH_MODE=token)"
+        cause = cause.__cause__ or cause.__context__
+    return _first_line(exc)

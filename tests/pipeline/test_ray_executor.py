@@ -1,0 +1,142 @@
+"""The rungs on a real local Ray (two CPUs, shared by every test here): the same answer as in
+process with one and with two workers, a worker killed mid-task retried with its result
+unchanged, a task that raises failing only its candidate, and lost work stopping the run.
+
+Every executor here runs its tasks on one torch thread (the driver is set to one), so the
+results are compared bitwise: intra-op reductions reorder with the thread count.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from natopt.errors import ExecutorError
+from natopt.frontends import lift
+from natopt.pipeline import fidelity
+from natopt.pipeline.data import Dataset
+from natopt.pipeline.executor import InProcessExecutor
+from natopt.pipeline.finetune import FinetuneConfig
+from natopt.pipeline.optimize import OptimizeConfig, optimize
+
+ray = pytest.importorskip("ray")
+
+from natopt.pipeline.ray_executor import RayExecutor  # noqa: E402
+
+RUNGS = ((4, 3), (2, 3))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+    torch.set_num_threads(threads)
+
+
+def rungs(problem, pool, executor):
+    chosen, records = fidelity.successive_halving(
+        problem,
+        pool,
+        problem.splits.finetune,
+        problem.reference["finetune"],
+        RUNGS,
+        FinetuneConfig(steps=1, lr=1e-2),
+        seed=3,
+        executor=executor,
+    )
+    return chosen, [r.scores for r in records], records
+
+
+def test_the_same_answer_in_process_and_on_one_and_two_workers(problem, pool, local_ray):
+    chosen, scores, _ = rungs(problem, pool, InProcessExecutor())
+    for workers in (1, 2):
+        executor = RayExecutor.start(workers=workers)
+        assert executor.describe()["kind"] == "ray" and executor.describe()["workers"] == workers
+        on_ray, ray_scores, records = rungs(problem, pool, executor)
+        assert (on_ray, ray_scores) == (chosen, scores)
+        assert all(r.retries == [0] * len(r.seconds) and r.error is None for r in records)
+        executor.close()  # it joined the running instance: leaves it up
+        assert ray.is_initialized()
+
+
+def test_optimize_on_two_workers_reports_the_executor_and_the_same_choice(toy_model, local_ray):
+    graph = lift(toy_model, torch.randn(2, 1, 8, 8), dynamic_batch=True)
+    x = np.random.default_rng(1).normal(size=(120, 1, 8, 8)).astype(np.float32)
+    config = OptimizeConfig(
+        space="nat",
+        search="random",
+        evaluations=6,
+        candidates=2,
+        finetune=FinetuneConfig(steps=3),
+        measure_latency=False,
+        progress=False,
+        calibration_samples=32,
+        rungs=((3, 3), (1, 3)),
+        max_drop=float("inf"),
+    )
+    here = optimize(graph, (Dataset([x]), None), config).report
+    config.workers = 2
+    there = optimize(graph, (Dataset([x]), None), config).report
+    assert there["plan"] == here["plan"]
+    block = there["search"]["fidelity"]
+    assert [c["finetuned_quality"] for c in block["candidates"]] == [
+        c["finetuned_quality"] for c in here["search"]["fidelity"]["candidates"]
+    ]
+    assert block["executor"]["kind"] == "ray" and block["executor"]["workers"] == 2
+    assert block["task_seconds"] >= block["critical_path_seconds"] > 0
+
+
+def test_a_worker_killed_mid_task_is_retried_and_the_answer_is_unchanged(
+    problem, pool, local_ray, tmp_path, monkeypatch
+):
+    chosen, scores, _ = rungs(problem, pool, InProcessExecutor())
+    real, marker, victim = fidelity.train_candidate, tmp_path / "killed", pool[0]
+
+    def killed_once(inputs, task):  # shipped by value: a closure
+        if task.plan == victim and not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker process dies mid-task
+        return real(inputs, task)
+
+    monkeypatch.setattr(fidelity, "train_candidate", killed_once)
+    on_ray, ray_scores, records = rungs(problem, pool, RayExecutor.start(workers=2))
+    assert marker.exists()
+    assert (on_ray, ray_scores) == (chosen, scores)
+    [killed] = [r for r in records if r.plan == victim]
+    assert killed.retries[0] == 1 and killed.error is None
+    assert all(r.retries[0] == 0 for r in records if r.plan != victim)
+
+
+def test_a_task_that_raises_fails_its_candidate_and_the_others_go_on(
+    problem, pool, local_ray, monkeypatch
+):
+    real, broken = fidelity.train_candidate, pool[2]
+
+    def raises_for_one(inputs, task):
+        if task.plan == broken:
+            raise RuntimeError("no memory for this plan")
+        return real(inputs, task)
+
+    monkeypatch.setattr(fidelity, "train_candidate", raises_for_one)
+    chosen, _, records = rungs(problem, pool, RayExecutor.start(workers=2))
+    [failed] = [r for r in records if r.error is not None]
+    assert failed.plan == broken and failed.error == "RuntimeError: no memory for this plan"
+    assert failed.scores == [] and failed.retries == [0]  # its own error is not retried
+    assert chosen != broken and sorted(len(r.scores) for r in records) == [0, 1, 2, 2]
+
+
+def test_work_ray_cannot_finish_stops_the_run_with_one_error(local_ray):
+    def always_dies(_inputs, _task):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    executor = RayExecutor.start(workers=1, max_retries=0)
+    with pytest.raises(ExecutorError, match=r"^Ray lost this run's work \(\w+Error: ") as info:
+        executor.map(always_dies, [1], executor.share(None))
+    assert "\n" not in str(info.value)
