@@ -35,6 +35,8 @@ from natopt.passes.nat import (
     SearchConfig,
     SearchResult,
     greedy_search,
+    grow_search,
+    knapsack_search,
     nat_search,
     random_search,
 )
@@ -79,7 +81,7 @@ from natopt.pipeline.verify_export import (
 
 __all__ = ["OptimizeConfig", "Result", "optimize", "SEARCHES"]
 
-SEARCHES = ("nat", "random", "greedy")
+SEARCHES = ("nat", "grow", "random", "greedy", "knapsack")
 
 
 @dataclass(slots=True)
@@ -131,11 +133,16 @@ def _search(problem: SearchProblem, config: OptimizeConfig, bar: ProgressBar) ->
         bar.update(done, f"best reward {info.get('best_reward', float('nan')):+.4f}")
 
     budget, seed = config.evaluations, config.seed
-    if config.search == "nat":
+    if config.search in ("nat", "grow"):
         search_config = SearchConfig.fast(
             candidates=config.candidates, keep_prior=config.keep_prior
         )
-        return nat_search(space, budget, config=search_config, seed=seed, progress=progress)
+        search = nat_search if config.search == "nat" else grow_search
+        return search(space, budget, config=search_config, seed=seed, progress=progress)
+    if config.search == "knapsack":
+        return knapsack_search(
+            space, budget, seed=seed, candidates=config.candidates, progress=progress
+        )
     if config.search == "random":
         return random_search(
             space,
@@ -186,6 +193,20 @@ def _summary(graph: Graph, quality: Any, latency: float | None, onnx_bytes: int 
     if quality.accuracy is not None:
         summary["accuracy"] = quality.accuracy
     return summary
+
+
+def _check_request(problem: SearchProblem, config: OptimizeConfig) -> None:
+    """A given plan must name this model's units; a budget must be within reach."""
+    if config.plan is None:
+        _check_budget(problem, config.budget)
+        return
+    unknown = set(config.plan.transitions) - set(problem.mask.unit_names)
+    if unknown:
+        names = problem.mask.unit_names
+        raise PlanError(
+            f"the plan names unit(s) {sorted(unknown)[:5]} that this model does not have; "
+            f"its units are {names[:8]}{' ...' if len(names) > 8 else ''}"
+        )
 
 
 def _check_budget(problem: SearchProblem, budget: Budget | None) -> None:
@@ -275,6 +296,7 @@ def optimize(
             latency=estimator,
         )
     objective = Objective(objective_name, config.max_drop, problem.baseline["val"].quality)
+    _check_request(problem, config)  # before anything is said: bad input is one line
     say(
         f"{len(mask.units)} units, {int(mask.valid.sum())} valid transitions "
         f"over a vocabulary of {len(vocabulary)}; objective: {_describe(objective, config)}"
@@ -369,16 +391,7 @@ def _choose_plan(
     its search info; and the search's pool of most promising plans (best first) for the
     fine-tuning rungs (empty for a given plan)."""
     if config.plan is not None:
-        plan = config.plan
-        unknown = set(plan.transitions) - set(problem.mask.unit_names)
-        if unknown:
-            names = problem.mask.unit_names
-            raise PlanError(
-                f"the plan names unit(s) {sorted(unknown)[:5]} that this model does not have; "
-                f"its units are {names[:8]}{' ...' if len(names) > 8 else ''}"
-            )
-        return plan, {"method": "plan", "evaluations": 0, "best_reward": 0.0}, []
-    _check_budget(problem, config.budget)
+        return config.plan, {"method": "plan", "evaluations": 0, "best_reward": 0.0}, []
     plan, found, pool = _search_plan(problem, config, objective)
     info = _search_info(problem, config, plan, found)
     if _calibrates_latency(config):

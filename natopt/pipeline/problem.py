@@ -160,7 +160,10 @@ class SearchProblem:
     def search_space(self, *, validate: bool = True, shared: bool = False) -> SearchSpace:
         """The space every search works on: this problem's units, mask and unit graph, scored
         by ``evaluate`` (and ``validate`` on the validation split; ``shared``: with
-        shared-weight training)."""
+        shared-weight training), with each transition's estimated saving and the saving the
+        budget needs (for the budgeted solvers)."""
+        metric = "params" if self.budget is not None and self.budget.metric == "params" else "macs"
+        total = getattr(self.original_cost, metric)
         return SearchSpace(
             units=self.mask.unit_names,
             vocabulary=list(self.mask.vocabulary.names),
@@ -169,6 +172,9 @@ class SearchProblem:
             evaluate=self.evaluate,
             validate=self.validate if validate else None,
             train_shared=self.train_shared if shared else None,
+            # MACs stand in for latency here; the latency loop corrects the budget
+            savings=unit_savings(self.mask, metric, total),
+            required_saving=None if self.budget is None else 1.0 - self.budget.fraction,
         )
 
     def train_shared(self, plans: list[dict[str, str]]) -> None:

@@ -126,20 +126,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     assert _hashes(inputs) == before
 
 
-# optimize logs "N units, M valid transitions ..." before it checks a plan or a budget
-# against the mask (natopt.pipeline.optimize); without --quiet that line comes first
-TALKS_FIRST = {"unmeetable budget", "plan for another model"}
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="logs the units first"))
-        if c in TALKS_FIRST
-        else c
-        for c in CASES
-    ],
-)
+@pytest.mark.parametrize("case", list(CASES))
 def test_without_quiet_the_error_is_still_the_only_line(
     case: str, inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

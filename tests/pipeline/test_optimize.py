@@ -96,7 +96,18 @@ def test_budgeted_search_meets_the_budget_and_exports(model_and_data, tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("search", ["nat", "random", "greedy"])
+@pytest.mark.parametrize("search", ["grow", "knapsack"])
+def test_the_budgeted_solvers_run_through_optimize_and_meet_the_budget(model_and_data, search):
+    model, data = model_and_data
+    config = small_config(search=search, budget=Budget.parse("macs=0.7"), evaluations=12)
+    result = optimize(graph_of(model), data, config)
+    before, after = result.report["before"], result.report["after"]
+    assert after["macs"] <= 0.7 * before["macs"]
+    assert result.report["search"]["method"] == search
+    assert 1 <= result.report["search"]["evaluations"] <= 12
+
+
+@pytest.mark.parametrize("search", ["nat", "grow", "random", "greedy", "knapsack"])
 def test_same_seed_same_plan(model_and_data, search):
     model, data = model_and_data
     graph = graph_of(model)
