@@ -39,8 +39,8 @@ from torch import Tensor, nn
 
 from natopt.passes.nat.features import FEATURES, OP_TYPES, UnitGraph
 from natopt.passes.nat.policy import NATPolicy
-from natopt.passes.nat.search import SearchConfig
-from natopt.passes.nat.space import PlanEvaluator, Progress, SearchResult, SearchSpace
+from natopt.passes.nat.search import PolicyRun, SearchConfig
+from natopt.passes.nat.space import Progress, SearchResult, SearchSpace
 from natopt.passes.transitions import masked_entropy, masked_log_prob, masked_sample
 
 __all__ = ["GrowPolicy", "GrownPlans", "unit_order", "grow_sample", "grow_search"]
@@ -207,35 +207,19 @@ def grow_search(
     the same seed, space and callables give the same plan.
     """
     config = config or SearchConfig()
-    if policy is None:
-        policy = GrowPolicy(
-            len(space.vocabulary), hidden=config.hidden, layers=config.layers, seed=seed
-        )
-        if config.keep_prior is not None:
-            policy.set_keep_prior(space.identity_index, config.keep_prior, space.mask)
-    optimizer = torch.optim.Adam(
-        policy.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    fresh = policy is None
+    policy = policy or GrowPolicy(
+        len(space.vocabulary), hidden=config.hidden, layers=config.layers, seed=seed
     )
-    generator = torch.Generator().manual_seed(seed)
-    evaluator = PlanEvaluator(
-        space, budget, config.max_draws_factor * budget, progress, method="grow"
-    )
+    run = PolicyRun.start(space, budget, config, seed, policy, progress, "grow", fresh)
+    optimizer, generator, evaluator = run.optimizer, run.generator, run.evaluator
     order, preds = unit_order(space.graph)
     predecessors = _mean_matrix(preds)
-    mask, decay = space.mask, config.baseline_decay
-    baseline: float | None = None
+    mask = space.mask
     policy.train()
     while not evaluator.done:
         grown = grow_sample(policy, space, config.plans_per_step, generator, order, predecessors)
-        taken, advantages = [], []
-        for i, row in enumerate(grown.actions):
-            scored = evaluator(tuple(row.tolist()))
-            if scored is None:
-                break
-            baseline = scored.reward if baseline is None else baseline
-            taken.append(i)
-            advantages.append(scored.reward - baseline)
-            baseline = decay * baseline + (1 - decay) * scored.reward
+        taken, advantages = run.score(grown.actions)
         if not taken:
             break
         actions, decided = grown.actions[taken], grown.decided[taken]

@@ -33,7 +33,7 @@ from natopt.passes.nat.policy import NATPolicy
 from natopt.passes.nat.space import PlanEvaluator, Progress, SearchResult, SearchSpace
 from natopt.passes.transitions import masked_entropy, masked_log_prob, masked_sample
 
-__all__ = ["SearchConfig", "nat_search"]
+__all__ = ["SearchConfig", "PolicyRun", "nat_search"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -70,6 +70,57 @@ class SearchConfig:
         return dataclasses.replace(settings, **overrides)
 
 
+@dataclass(slots=True)
+class PolicyRun:
+    """What a REINFORCE search (``nat_search``, ``grow_search``) carries between rounds: the
+    budgeted evaluator, the Adam optimiser, the sampling generator and the moving-average
+    baseline."""
+
+    evaluator: PlanEvaluator
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    decay: float
+    baseline: float | None = None
+
+    @classmethod
+    def start(
+        cls,
+        space: SearchSpace,
+        budget: int,
+        config: SearchConfig,
+        seed: int,
+        policy: torch.nn.Module,
+        progress: Progress | None,
+        method: str,
+        fresh: bool,
+    ) -> PolicyRun:
+        """Set up a search of ``policy`` (given the keep prior when ``fresh``: built here)."""
+        if fresh and config.keep_prior is not None:
+            policy.set_keep_prior(space.identity_index, config.keep_prior, space.mask)
+        optimizer = torch.optim.Adam(
+            policy.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+        evaluator = PlanEvaluator(
+            space, budget, config.max_draws_factor * budget, progress, method=method
+        )
+        generator = torch.Generator().manual_seed(seed)
+        return cls(evaluator, optimizer, generator, config.baseline_decay)
+
+    def score(self, actions: torch.Tensor) -> tuple[list[int], list[float]]:
+        """Evaluate the sampled plans [n, U] in order until the budget ends: the indices of
+        those scored and their advantages R_i − b_i (b_i: the baseline before R_i is seen)."""
+        taken, advantages = [], []
+        for i, row in enumerate(actions):
+            scored = self.evaluator(tuple(row.tolist()))
+            if scored is None:
+                break
+            baseline = scored.reward if self.baseline is None else self.baseline
+            taken.append(i)
+            advantages.append(scored.reward - baseline)
+            self.baseline = self.decay * baseline + (1 - self.decay) * scored.reward
+        return taken, advantages
+
+
 def nat_search(
     space: SearchSpace,
     budget: int,
@@ -85,37 +136,21 @@ def nat_search(
     the same seed, space and callables give the same plan.
     """
     config = config or SearchConfig()
-    if policy is None:
-        policy = NATPolicy(
-            len(space.vocabulary), hidden=config.hidden, layers=config.layers, seed=seed
-        )
-        if config.keep_prior is not None:
-            policy.set_keep_prior(space.identity_index, config.keep_prior, space.mask)
-    optimizer = torch.optim.Adam(
-        policy.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    fresh = policy is None
+    policy = policy or NATPolicy(
+        len(space.vocabulary), hidden=config.hidden, layers=config.layers, seed=seed
     )
-    generator = torch.Generator().manual_seed(seed)
-    evaluator = PlanEvaluator(
-        space, budget, config.max_draws_factor * budget, progress, method="nat"
-    )
-    mask, n, decay = space.mask, config.plans_per_step, config.baseline_decay
-    baseline: float | None = None
+    run = PolicyRun.start(space, budget, config, seed, policy, progress, "nat", fresh)
+    optimizer, generator, evaluator = run.optimizer, run.generator, run.evaluator
+    mask, n = space.mask, config.plans_per_step
     policy.train()
     while not evaluator.done:
         logits = policy(space.graph)
         actions = masked_sample(logits.expand(n, -1, -1), mask, generator)
-        taken, advantages = [], []
-        for row in actions:
-            plan = tuple(row.tolist())
-            scored = evaluator(plan)
-            if scored is None:
-                break
-            baseline = scored.reward if baseline is None else baseline
-            taken.append(row)
-            advantages.append(scored.reward - baseline)
-            baseline = decay * baseline + (1 - decay) * scored.reward
-        if not taken:
+        taken_rows, advantages = run.score(actions)
+        if not taken_rows:
             break
+        taken = [actions[i] for i in taken_rows]
         log_prob = masked_log_prob(logits.expand(len(taken), -1, -1), mask, torch.stack(taken))
         advantage = torch.tensor(advantages, dtype=logits.dtype)
         loss = -(advantage * log_prob.sum(dim=1)).mean()
