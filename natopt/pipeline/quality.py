@@ -39,9 +39,13 @@ def is_classifier(outputs: torch.Tensor) -> bool:
 
 @torch.no_grad()
 def predict(
-    fn: Callable[[Sequence[torch.Tensor]], torch.Tensor], data: Dataset, batch_size: int = 256
+    fn: Callable[[Sequence[torch.Tensor]], torch.Tensor],
+    data: Dataset,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
-    """The first output of ``fn`` on every sample of ``data``, concatenated."""
+    """The first output of ``fn`` on every sample of ``data``, concatenated (default batches:
+    ``Dataset.inference_batch``)."""
+    batch_size = batch_size or data.inference_batch()
     return torch.cat([fn(xs) for xs, _ in data.batches(batch_size)])
 
 

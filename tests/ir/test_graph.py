@@ -123,3 +123,17 @@ def test_fresh_names_are_unique_per_namespace():
     assert node.name != "relu"
     assert len({n.name for n in g.nodes}) == len(g.nodes)
     assert len({v.name for v in g.values()}) == len(list(g.values()))
+
+
+def test_run_graph_stops_after_upto_and_watch_sees_only_the_prefix():
+    graph = small_graph()
+    relu = next(n for n in graph.nodes if n.name == "relu")
+    seen: list[str] = []
+    out = run_graph(
+        graph,
+        [torch.randn(2, 3, 8, 8)],
+        watch=lambda node, _args, _outs: seen.append(node.name),
+        upto=relu,
+    )
+    assert out == [] and seen == ["conv", "relu"]
+    assert len(run_graph(graph, [torch.randn(2, 3, 8, 8)])) == 1

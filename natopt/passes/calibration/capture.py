@@ -22,7 +22,8 @@ __all__ = ["capture", "ActivationCache", "run_chain"]
 def capture(
     graph: Graph, calibration: Sequence[Tensor | Sequence[Tensor]], names: set[str]
 ) -> dict[str, Tensor]:
-    """The tensors of the values named ``names`` on every calibration batch, concatenated."""
+    """The tensors of the values named ``names`` on every calibration batch, concatenated
+    (the graph runs only as far as the last node that produces one of them)."""
     seen: dict[str, list[Tensor]] = {name: [] for name in names}
 
     def keep(values: Sequence[Value | None], tensors: Sequence[object]) -> None:
@@ -33,10 +34,13 @@ def capture(
     def watch(node: Node, args: tuple, outs: tuple) -> None:
         keep(node.outputs, outs)
 
+    producers = [n for n in graph.nodes if any(v.name in names for v in n.outputs)]
+    last = producers[-1] if producers else None  # no need to run the graph past it
     for batch in calibration:
         inputs = [batch] if isinstance(batch, Tensor) else list(batch)
         keep(graph.inputs, inputs)
-        run_graph(graph, inputs, watch=watch)
+        if last is not None:
+            run_graph(graph, inputs, watch=watch, upto=last)
     return {name: torch.cat(parts) for name, parts in seen.items() if parts}
 
 
