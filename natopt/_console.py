@@ -4,7 +4,8 @@
 width and colours; elsewhere (a pipe, a file, a CI log, a test's captured stream) no ANSI
 codes at all and a fixed width of ``PIPE_WIDTH`` columns, so logs and tests read the same on
 every machine. Markup, emoji codes and highlighting are off: a unit named ``layer[0]`` or an
-op count prints as it is. ``plain_text`` renders a table the way a pipe would see it.
+op count prints as it is. ``new_table`` is natopt's one table style (a bold header over a
+rule, no borders), ``plain_text`` renders tables the way a pipe receives them.
 
 rich is imported when a console is made, never at start-up (``natopt --help`` stays fast).
 """
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+    from rich.table import Table
 
-__all__ = ["PIPE_WIDTH", "console_for", "plain_text"]
+__all__ = ["PIPE_WIDTH", "console_for", "new_table", "plain_text"]
 
 PIPE_WIDTH = 120
 
@@ -38,6 +40,15 @@ def console_for(stream: TextIO | None = None) -> Console:
         emoji=False,
         highlight=False,
     )
+
+
+def new_table(**options: Any) -> Table:
+    """A ``rich.table.Table`` in natopt's style; ``options`` go to the table (a title...)."""
+    from rich import box
+    from rich.table import Table
+
+    style = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False}
+    return Table(**{**style, "header_style": "bold", "title_justify": "left", **options})
 
 
 def plain_text(*renderables: RenderableType, width: int = PIPE_WIDTH) -> str:

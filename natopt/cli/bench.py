@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from natopt._console import console_for
+from natopt._console import console_for, new_table
 from natopt.bench import BenchResult, bench_models
 from natopt.cli import SUMMARIES
 from natopt.cli.json_output import add_json_option, check_json_target, emit_json, json_to_stdout
@@ -73,13 +73,11 @@ def run(args: argparse.Namespace) -> int:
 
 def format_result(result: BenchResult) -> RenderableType:
     """A rich table of ``result``, one row per model, headed by the provider actually used."""
-    from rich import box
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     threads = "default" if result.threads is None else result.threads
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table = new_table()
     table.add_column("model", overflow="fold")
     for header in ("median ms", "p90 ms", "p99 ms", "IQR ms", "speed-up"):
         table.add_column(header, justify="right", no_wrap=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from natopt._console import console_for
+from natopt._console import console_for, new_table
 from natopt.cli import SUMMARIES
 from natopt.cli.json_output import add_json_option, check_json_target, emit_json, json_to_stdout
 from natopt.cli.models import DEFAULT_SHAPE, load_model
@@ -145,10 +145,7 @@ def format_table(rows: Sequence[Row], columns: Sequence[Column] = COLUMNS) -> Ta
     """A rich table of ``rows`` under the columns' headers; where it is wider than the
     screen, the wrapping columns' cells go onto more lines (a word too long folds, no
     character is lost)."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table = new_table()
     for c in columns:
         justify = "right" if c.align == ">" else "left"
         table.add_column(c.header, justify=justify, no_wrap=not c.wrap, overflow="fold")

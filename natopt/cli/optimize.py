@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from natopt._console import console_for
+from natopt._console import console_for, new_table
 from natopt._files import write_whole
 from natopt.cli import SUMMARIES
 from natopt.cli.models import load_model
@@ -257,9 +257,6 @@ def _ratio(before: Any, after: Any) -> str:
 def _before_after(report: dict[str, Any]) -> Table:
     """Every figure measured before, after and for the control; ratios after/before; then the
     op counts that changed."""
-    from rich import box
-    from rich.table import Table
-
     before, after = report["before"], report["after"]
     control = report.get("control") or {}
     metric = before.get("quality_metric", "quality")
@@ -272,7 +269,7 @@ def _before_after(report: dict[str, Any]) -> Table:
     ]
     if "accuracy" in before and metric != "accuracy":
         rows.append(("accuracy (test split)", "accuracy", "pct"))
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table = new_table()
     table.add_column("")
     for header in ("before", "after", "control", "after/before"):
         table.add_column(header, justify="right")
@@ -328,10 +325,7 @@ def _verdict(report: dict[str, Any]) -> Table:
 
 def _times(report: dict[str, Any]) -> Table:
     """Seconds per phase, and per plan evaluation of the search."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table = new_table(title="time")
     cells = []
     for phase, seconds in report["times"].items():
         table.add_column(phase, justify="right")
@@ -341,7 +335,6 @@ def _times(report: dict[str, Any]) -> Table:
         table.add_column("per plan evaluation", justify="right")
         cells.append(f"{per_evaluation:.2f}s")
     table.add_row(*cells)
-    table.title, table.title_justify = "time", "left"
     return table
 
 
@@ -355,16 +348,11 @@ def format_comparison(report: dict[str, Any]) -> RenderableType:
 
 def _format_plan(plan: dict[str, str]) -> RenderableType:
     """The chosen transition per unit (units kept as they are are not listed)."""
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     if not plan:
         return Text("plan: keep every unit (no transition helped)")
-    table = Table(
-        title="plan", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
-    )
-    table.header_style = "bold"
+    table = new_table(title="plan")
     table.add_column("unit")
     table.add_column("transition")
     for unit, transition in sorted(plan.items()):
