@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
+from natopt._console import console_for, new_table
 from natopt.bench import BenchResult, bench_models
 from natopt.cli import SUMMARIES
 from natopt.cli.json_output import add_json_option, check_json_target, emit_json, json_to_stdout
 from natopt.errors import BenchError
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 __all__ = ["NAME", "register", "run", "format_result"]
 
@@ -58,25 +63,33 @@ def run(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
         max_runs=args.max_runs,
     )
-    print(format_result(result), file=sys.stderr if json_to_stdout(args.json) else sys.stdout)
+    console_for(sys.stderr if json_to_stdout(args.json) else sys.stdout).print(
+        format_result(result)
+    )
     if args.json is not None:
         emit_json(args.json, result.to_dict(), BenchError)
     return 0
 
 
-def format_result(result: BenchResult) -> str:
-    """A plain-text table of ``result``, headed by the provider actually used."""
+def format_result(result: BenchResult) -> RenderableType:
+    """A rich table of ``result``, one row per model, headed by the provider actually used."""
+    from rich.console import Group
+    from rich.text import Text
+
     threads = "default" if result.threads is None else result.threads
-    lines = [
-        f"provider: {result.provider}  batch: {result.batch}  threads: {threads}  "
-        f"rounds: {result.rounds}  onnxruntime: {result.onnxruntime}",
-        f"{'model':<24} {'median ms':>10} {'p90 ms':>10} {'p99 ms':>10} {'IQR ms':>10} "
-        f"{'speed-up':>9}",
-    ]
+    table = new_table()
+    table.add_column("model", overflow="fold")
+    for header in ("median ms", "p90 ms", "p99 ms", "IQR ms", "speed-up"):
+        table.add_column(header, justify="right", no_wrap=True)
     for model in result.models:
         stats = model.stats
-        lines.append(
-            f"{model.name:<24} {stats.median_ms:>10.3f} {stats.p90_ms:>10.3f} "
-            f"{stats.p99_ms:>10.3f} {stats.iqr_ms:>10.3f} {model.speedup:>8.2f}x"
+        table.add_row(
+            model.name,
+            *(f"{ms:.3f}" for ms in (stats.median_ms, stats.p90_ms, stats.p99_ms, stats.iqr_ms)),
+            f"{model.speedup:.2f}x",
         )
-    return "\n".join(lines)
+    heading = Text(
+        f"provider: {result.provider}  batch: {result.batch}  threads: {threads}  "
+        f"rounds: {result.rounds}  onnxruntime: {result.onnxruntime}"
+    )
+    return Group(heading, table)

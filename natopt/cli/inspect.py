@@ -24,8 +24,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from natopt._console import console_for, new_table
 from natopt.cli import SUMMARIES
 from natopt.cli.json_output import add_json_option, check_json_target, emit_json, json_to_stdout
 from natopt.cli.models import DEFAULT_SHAPE, load_model
@@ -33,6 +34,10 @@ from natopt.errors import NatoptError
 from natopt.ir import Graph, Node, Shape, format_graph, graph_cost, node_cost
 from natopt.passes import Unit, canonicalize, find_units
 from natopt.passes.transitions import compute_mask
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.table import Table
 
 __all__ = [
     "NAME",
@@ -97,11 +102,13 @@ class Inspection:
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A table column: its header, how a row's cell reads, and its alignment (``<``/``>``)."""
+    """A table column: its header, how a row's cell reads, its alignment (``<``/``>``), and
+    whether a cell may wrap onto more lines when the table is wider than the screen."""
 
     header: str
     cell: Callable[[Row], str]
     align: str = "<"
+    wrap: bool = False
 
 
 def _shape_text(shape: Shape | None) -> str:
@@ -117,28 +124,34 @@ def _ops_text(ops: list[str], limit: int = 4) -> str:
 COLUMNS: list[Column] = [
     Column("name", lambda r: r.name),
     Column("kind", lambda r: r.kind),
-    Column("ops", lambda r: _ops_text(r.ops)),
+    Column("ops", lambda r: _ops_text(r.ops), wrap=True),
     Column(
         "input -> output",
         lambda r: f"{_shape_text(r.input_shape)} -> {_shape_text(r.output_shape)}",
+        wrap=True,
     ),
     Column("params", lambda r: f"{r.params:,}", ">"),
     Column("MACs", lambda r: f"{r.macs:,}", ">"),
     Column("share", lambda r: f"{100 * r.share:.2f}%", ">"),
-    Column("transitions", lambda r: ",".join(t for t in r.transitions if t != "keep") or "-"),
+    Column(
+        "transitions",
+        lambda r: ", ".join(t for t in r.transitions if t != "keep") or "-",
+        wrap=True,
+    ),
 ]
 
 
-def format_table(rows: Sequence[Row], columns: Sequence[Column] = COLUMNS) -> str:
-    """Aligned plain-text table of ``rows``, one line per row under a header line."""
-    cells = [[c.header for c in columns]] + [[c.cell(r) for c in columns] for r in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    return "\n".join(
-        "  ".join(
-            f"{text:{c.align}{w}}" for text, c, w in zip(line, columns, widths, strict=True)
-        ).rstrip()
-        for line in cells
-    )
+def format_table(rows: Sequence[Row], columns: Sequence[Column] = COLUMNS) -> Table:
+    """A rich table of ``rows`` under the columns' headers; where it is wider than the
+    screen, the wrapping columns' cells go onto more lines (a word too long folds, no
+    character is lost)."""
+    table = new_table()
+    for c in columns:
+        justify = "right" if c.align == ">" else "left"
+        table.add_column(c.header, justify=justify, no_wrap=not c.wrap, overflow="fold")
+    for row in rows:
+        table.add_row(*(c.cell(row) for c in columns))
+    return table
 
 
 def _unit_row(unit: Unit) -> Row:
@@ -208,20 +221,25 @@ def inspect_graph(graph: Graph) -> Inspection:
     return Inspection(graph, rows, branches, totals)
 
 
-def _format_report(report: Inspection) -> str:
+def _format_report(report: Inspection) -> RenderableType:
+    from rich.console import Group
+    from rich.text import Text
+
     totals = report.totals
     ops = ", ".join(f"{op} {count}" for op, count in totals["ops"].items())
-    lines = [format_table(report.rows)]
+    parts: list[RenderableType] = [format_table(report.rows)]
     if report.branches:
-        lines += ["", "residual branches (they overlap the rows above):"]
-        lines.append(format_table(report.branches))
-    lines += [
-        "",
-        f"totals: params {totals['params']:,}  MACs {totals['macs']:,}  "
-        f"model bytes {totals['bytes']:,}  nodes {totals['nodes']}",
-        f"ops: {ops}",
+        parts += [Text(""), Text("residual branches (they overlap the rows above):")]
+        parts.append(format_table(report.branches))
+    parts += [
+        Text(""),
+        Text(
+            f"totals: params {totals['params']:,}  MACs {totals['macs']:,}  "
+            f"model bytes {totals['bytes']:,}  nodes {totals['nodes']}"
+        ),
+        Text(f"ops: {ops}"),
     ]
-    return "\n".join(lines)
+    return Group(*parts)
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -266,5 +284,5 @@ def run(args: argparse.Namespace) -> int:
     if args.graph:
         print(format_graph(graph))
         print()
-    print(_format_report(report))
+    console_for().print(_format_report(report))
     return 0

@@ -23,8 +23,9 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from natopt._console import console_for, new_table
 from natopt._files import write_whole
 from natopt.cli import SUMMARIES
 from natopt.cli.models import load_model
@@ -36,6 +37,10 @@ from natopt.pipeline.finetune import FinetuneConfig
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, parse_max_drop
 from natopt.pipeline.objective import OBJECTIVES, resolve_objective
 from natopt.pipeline.optimize import SEARCHES, OptimizeConfig, optimize
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.table import Table
 
 __all__ = ["register", "run", "format_comparison"]
 
@@ -249,8 +254,9 @@ def _ratio(before: Any, after: Any) -> str:
     return f"x{after / before:.3f}"
 
 
-def format_comparison(report: dict[str, Any]) -> str:
-    """The before/after table with the control: every figure measured, ratios after/before."""
+def _before_after(report: dict[str, Any]) -> Table:
+    """Every figure measured before, after and for the control; ratios after/before; then the
+    op counts that changed."""
     before, after = report["before"], report["after"]
     control = report.get("control") or {}
     metric = before.get("quality_metric", "quality")
@@ -263,51 +269,95 @@ def format_comparison(report: dict[str, Any]) -> str:
     ]
     if "accuracy" in before and metric != "accuracy":
         rows.append(("accuracy (test split)", "accuracy", "pct"))
-    header = f"{'':44} {'before':>16} {'after':>16} {'control':>16} {'after/before':>13}"
-    lines = [header]
+    table = new_table()
+    table.add_column("")
+    for header in ("before", "after", "control", "after/before"):
+        table.add_column(header, justify="right")
     for label, key, kind in rows:
         b, a, c = before.get(key), after.get(key), control.get(key)
-        lines.append(
-            f"{label:44} {_fmt(b, kind):>16} {_fmt(a, kind):>16} {_fmt(c, kind):>16} "
-            f"{_ratio(b, a):>13}"
-        )
+        table.add_row(label, _fmt(b, kind), _fmt(a, kind), _fmt(c, kind), _ratio(b, a))
     ops = sorted(set(before["ops"]) | set(after["ops"]))
     changed = [op for op in ops if before["ops"].get(op, 0) != after["ops"].get(op, 0)]
+    if changed:
+        table.add_section()
     for op in changed:
-        b, a = before["ops"].get(op, 0), after["ops"].get(op, 0)
-        lines.append(f"{'  ' + op + ' ops':44} {b:>16} {a:>16}")
+        table.add_row(f"{op} ops", str(before["ops"].get(op, 0)), str(after["ops"].get(op, 0)))
+    return table
+
+
+def _verdict(report: dict[str, Any]) -> Table:
+    """The objective, the measured speed-up, the control's verdict and the quality guard's."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
     objective = report.get("objective")
     if objective:
-        lines.append(f"objective: {objective['description']}")
+        table.add_row("objective", objective["description"])
     latency = report.get("latency")
     if latency:
-        lines.append(
-            f"speed-up (median of {latency['rounds']} interleaved rounds): "
-            f"{latency['speedup']:.3f}x"
+        table.add_row(
+            "speed-up",
+            f"{latency['speedup']:.3f}x (median of {latency['rounds']} interleaved rounds)",
         )
     versus = report.get("versus_control")
     if versus:
-        lines.append(versus["summary"])
+        table.add_row("versus control", versus["summary"])
     guard = report.get("quality_guard")
     if guard:
-        verdict = "accepted" if guard["accepted"] else "REFUSED"
-        lines.append(
-            f"quality guard: {verdict} (drop {guard['drop_points']:.2f} points of "
-            f"{guard['metric']}, --max-drop {guard['max_drop_points']:g})"
+        verdict = (
+            Text("accepted", style="green")
+            if guard["accepted"]
+            else Text("REFUSED", style="bold red")
         )
-    times = ", ".join(f"{k} {v:.1f}s" for k, v in report["times"].items())
+        table.add_row(
+            "quality guard",
+            Text.assemble(
+                verdict,
+                f" (drop {guard['drop_points']:.2f} points of {guard['metric']}, "
+                f"--max-drop {guard['max_drop_points']:g})",
+            ),
+        )
+    return table
+
+
+def _times(report: dict[str, Any]) -> Table:
+    """Seconds per phase, and per plan evaluation of the search."""
+    table = new_table(title="time")
+    cells = []
+    for phase, seconds in report["times"].items():
+        table.add_column(phase, justify="right")
+        cells.append(f"{seconds:.1f}s")
     per_evaluation = report.get("search", {}).get("seconds_per_evaluation")
     if per_evaluation is not None:
-        times += f"; {per_evaluation:.2f}s per plan evaluation"
-    lines.append(f"time: {times}")
-    return "\n".join(lines)
+        table.add_column("per plan evaluation", justify="right")
+        cells.append(f"{per_evaluation:.2f}s")
+    table.add_row(*cells)
+    return table
 
 
-def _format_plan(plan: dict[str, str]) -> str:
+def format_comparison(report: dict[str, Any]) -> RenderableType:
+    """The before/after table with the control, the verdict lines and the time per phase."""
+    from rich.console import Group
+    from rich.text import Text
+
+    return Group(_before_after(report), Text(""), _verdict(report), Text(""), _times(report))
+
+
+def _format_plan(plan: dict[str, str]) -> RenderableType:
+    """The chosen transition per unit (units kept as they are are not listed)."""
+    from rich.text import Text
+
     if not plan:
-        return "plan: keep every unit (no transition helped)"
-    width = max(len(u) for u in plan)
-    return "plan:\n" + "\n".join(f"  {u:<{width}}  -> {t}" for u, t in sorted(plan.items()))
+        return Text("plan: keep every unit (no transition helped)")
+    table = new_table(title="plan")
+    table.add_column("unit")
+    table.add_column("transition")
+    for unit, transition in sorted(plan.items()):
+        table.add_row(unit, transition)
+    return table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -331,17 +381,23 @@ def run(args: argparse.Namespace) -> int:
         )
     except QualityError as refused:
         _write_report(outputs, refused.result.report, model)  # CI shows why
-        print(format_comparison(refused.result.report))
-        print(_format_plan(refused.result.plan.transitions))
+        _print_result(refused.result.report, refused.result.plan)
         raise
     _write_report(outputs, result.report, model)
     if "save_plan" in outputs:
         write_whole(outputs["save_plan"], result.plan.to_json() + "\n", NatoptError)
-    print(format_comparison(result.report))
-    print(_format_plan(result.plan.transitions))
+    _print_result(result.report, result.plan)
     if result.onnx_path is not None:
         print(f"wrote {result.onnx_path}")
     return 0
+
+
+def _print_result(report: dict[str, Any], plan: Plan) -> None:
+    """The comparison and the plan on stdout (plain text, 120 columns, when not a terminal)."""
+    console = console_for()
+    console.print(format_comparison(report))
+    console.print()
+    console.print(_format_plan(plan.transitions))
 
 
 def _write_report(outputs: dict[str, Path], report: dict[str, Any], model: str) -> None:

@@ -524,6 +524,7 @@ def _finetuned(
         seed=config.seed,
         progress=lambda step, _total, loss: bar.update(step, f"loss {loss:.4f}"),
     )
+    bar.close(f"loss {losses[-1]:.4f}" if losses else "no steps")
     load_weights_into_graph(graph, module)
     return module, losses
 

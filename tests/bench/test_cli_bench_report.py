@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,11 @@ def test_bench_prints_provider_and_writes_json(
     )
     assert status == 0
     assert "provider: CPUExecutionProvider" in out and "batch: 2" in out
+    header, rule, *rows = out.splitlines()[1:]
+    columns = ["model", "median ms", "p90 ms", "p99 ms", "IQR ms", "speed-up"]
+    assert re.split(r"\s{2,}", header.strip()) == columns
+    assert set(rule) == {"─"} and len(rows) == 2 and rows[0].split()[-1] == "1.00x"
+    assert "\x1b[" not in out
     data = json.loads(out_json.read_text())
     assert data["kind"] == "natopt.bench" and data["run_order"] == [0, 1, 0, 1, 0, 1]
     assert data["models"][0]["inputs"] == {"x": [2, 8]}

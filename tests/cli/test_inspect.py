@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from natopt._console import plain_text
 from natopt.cli.inspect import COLUMNS, Row, format_table
 from natopt.cli.main import main
 from natopt.cli.models import parse_shape
@@ -207,7 +208,7 @@ def test_parse_shape():
 def test_table_columns_are_specs():
     row = Row("a.b", "conv", ["Conv", "Relu"], (1, 3, 4, 4), (1, 8, 4, 4), 224, 1_000, 0.25)
     row.transitions = ["keep", "skip"]
-    lines = format_table([row], COLUMNS).splitlines()
+    lines = plain_text(format_table([row], COLUMNS)).splitlines()
     assert lines[0].split() == [
         "name",
         "kind",
@@ -220,7 +221,8 @@ def test_table_columns_are_specs():
         "share",
         "transitions",
     ]
-    assert lines[1].split() == [
+    assert set(lines[1]) == {"─"}
+    assert lines[2].split() == [
         "a.b",
         "conv",
         "Conv+Relu",

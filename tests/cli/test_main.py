@@ -42,7 +42,7 @@ def modules_after(*argv: str) -> set[str]:
 def test_help_imports_no_subcommand_and_no_torch():
     loaded = modules_after("--help")
     assert not loaded & SUBCOMMAND_MODULES
-    assert not {"torch", "onnx", "numpy"} & loaded
+    assert not {"torch", "onnx", "numpy", "rich"} & loaded
 
 
 def test_inspect_loads_neither_torch_geometric_nor_the_pipeline(tmp_path):

@@ -186,6 +186,7 @@ def test_cli_replays_a_saved_plan_and_writes_report_and_model(model_and_data, tm
     assert out.is_file()
     printed = capsys.readouterr().out
     assert "block.conv1" in printed and "MACs" in printed
+    assert "\x1b[" not in printed and max(map(len, printed.splitlines())) <= 120  # piped
 
 
 @pytest.mark.parametrize(
