@@ -51,7 +51,7 @@ from natopt.passes.transitions import (
 from natopt.passes.width import ChannelRounding, WidthOptions
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset, concat, load_data, split_data
-from natopt.pipeline.executor import executor_for
+from natopt.pipeline.executor import Executor, executor_for
 from natopt.pipeline.fidelity import DEFAULT_RUNGS, critical_path, successive_halving
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
@@ -250,10 +250,27 @@ def optimize(
     ``baseline_onnx``: the user's original ONNX file, benchmarked as "before" (else the
     canonical graph is exported for it). Raises ``QualityError`` (carrying the result) when
     the final model drops more than ``config.max_drop`` points on the test split.
+
+    The executor (``config.workers`` / ``config.ray_address``) is opened first, before any
+    work, and closed at the end: a cluster that cannot be joined is one ``ExecutorError``.
     """
     config = config or OptimizeConfig()
     if config.search not in SEARCHES:
         raise PlanError(f"unknown search {config.search!r}; choose one of {', '.join(SEARCHES)}")
+    with executor_for(config.workers, config.ray_address) as executor:
+        return _optimize(graph, data, config, executor, output, baseline_onnx, log)
+
+
+def _optimize(
+    graph: Graph,
+    data: str | Path | tuple[Dataset, Dataset | None],
+    config: OptimizeConfig,
+    executor: Executor,
+    output: str | Path | None,
+    baseline_onnx: str | Path | None,
+    log: Callable[[str], None] | None,
+) -> Result:
+    """``optimize`` on an open executor: the rungs' tasks run on it."""
     objective_name = resolve_objective(config.objective, config.budget)
     say = log or (lambda _msg: None)
     times: dict[str, float] = {}
@@ -309,7 +326,7 @@ def optimize(
     with _phase(times, "rungs"):
         if len(pool) > 1 and config.rungs:
             finalists = _select_by_finetuning(
-                problem, config, objective, plan, pool, (tuning, teacher), search_info
+                problem, config, objective, plan, pool, (tuning, teacher), search_info, executor
             )
 
     with _phase(times, "finetune"):
@@ -414,26 +431,25 @@ def _select_by_finetuning(
     pool: list[dict[str, str]],
     data: tuple[Dataset, torch.Tensor],
     info: dict[str, Any],
+    executor: Executor,
 ) -> list[Plan]:
     """Successive halving over the pool (``natopt.pipeline.fidelity``), ranked by the
-    objective, on the executor ``config.workers`` / ``config.ray_address`` name (default: in
-    this process): the plans that went through every rung, first-ranked first (for the
+    objective, on ``executor``: the plans that went through every rung, first-ranked first (for the
     fastest objective, those within the tolerance by measured latency); the rungs' records go
     into ``info``."""
     total = sum(size * steps for size, steps in config.rungs)
     bar = ProgressBar("rungs", total, enabled=config.progress)
-    with executor_for(config.workers, config.ray_address) as executor:
-        _, candidates = successive_halving(
-            problem,
-            pool,
-            *data,
-            config.rungs,
-            config.finetune,
-            seed=config.seed,
-            executor=executor,
-            progress=lambda done, _total, text: bar.update(done, text),
-            rank=objective.rank,
-        )
+    _, candidates = successive_halving(
+        problem,
+        pool,
+        *data,
+        config.rungs,
+        config.finetune,
+        seed=config.seed,
+        executor=executor,
+        progress=lambda done, _total, text: bar.update(done, text),
+        rank=objective.rank,
+    )
     bar.close(f"{len(candidates)} plans fine-tuned")
     last = [c for c in candidates if len(c.scores) == len(config.rungs)]
     last.sort(key=lambda c: objective.rank(c.scores[-1], c.macs))

@@ -31,6 +31,7 @@ while no tasks are in flight.
 from __future__ import annotations
 
 import logging
+import socket
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -45,6 +46,7 @@ __all__ = ["RayExecutor", "DEFAULT_RETRIES", "INSTALL_HINT", "require_ray"]
 
 DEFAULT_RETRIES = 2
 HEARTBEAT_S = 5.0  # while tasks run, the cluster is checked this often
+CONNECT_S = 5.0  # joining: how long the cluster's address may take to accept a connection
 INSTALL_HINT = "pip install 'natopt[ray]'"
 
 
@@ -106,13 +108,14 @@ class RayExecutor:
         ray = require_ray()
         owns = not ray.is_initialized()
         if owns:
+            where = f"the Ray cluster at {address!r}" if address else "a local Ray"
             try:
                 if address is None:
                     ray.init(num_cpus=workers, include_dashboard=False, **_QUIET)
                 else:
+                    _check_reachable(address)
                     ray.init(address=address, **_QUIET)
-            except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-                where = f"the Ray cluster at {address!r}" if address else "a local Ray"
+            except (ConnectionError, RuntimeError, ValueError, TimeoutError, OSError) as exc:
                 raise ExecutorError(
                     f"cannot start or join {where}: {_reason(exc)} (start one with "
                     "`ray start --head`, then pass --ray-address auto)"
@@ -187,6 +190,33 @@ class RayExecutor:
         """Stop the local instance or leave the cluster, if ``start`` started or joined it."""
         if self.owns:
             self._ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Raise ``ConnectionError`` unless something accepts a connection at the cluster's
+    control store within ``CONNECT_S``: ``ray.init`` waits minutes on an address where
+    nothing listens. ``"auto"`` is resolved as Ray does (a private helper: where it is
+    missing, or for a ``ray://`` client address, Ray's own handling)."""
+    import ray
+
+    if address.startswith("ray://"):
+        return
+    resolve = getattr(ray._private.services, "canonicalize_bootstrap_address", None)
+    try:
+        resolved = resolve(address) if resolve is not None else address
+    except Exception:  # an address Ray cannot parse: ray.init says why
+        return
+    if resolved is None:  # "auto" found no cluster: ray.init says so at once
+        return
+    host, _, port = resolved.rpartition(":")
+    if not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_S).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"nothing answers at {resolved} ({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 _QUIET = {"logging_level": logging.ERROR, "log_to_driver": False}  # the CLI shows progress

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +32,24 @@ ray = pytest.importorskip("ray")
 from natopt.pipeline.ray_executor import RayExecutor  # noqa: E402
 
 RUNGS = ((4, 3), (2, 3))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def in_a_fresh_process(*argv: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python ARGV`` in a fresh interpreter (its own Ray, not this module's), from the
+    repository root."""
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    return subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+    )
+
+
+def writing_into(folder: Path) -> list[str]:
+    """``optimize`` flags that write a model, a report and a plan into ``folder``."""
+    files = {"-o": "out.onnx", "--report": "report.json", "--save-plan": "plan.json"}
+    return [item for flag, name in files.items() for item in (flag, str(folder / name))]
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +162,25 @@ def test_work_ray_cannot_finish_stops_the_run_with_one_error(local_ray):
     with pytest.raises(ExecutorError, match=r"^Ray lost this run's work \(\w+Error: ") as info:
         executor.map(always_dies, [1], executor.share(None))
     assert "\n" not in str(info.value)
+
+
+def test_an_address_where_no_cluster_answers_is_one_error_before_any_work(tmp_path):
+    start = time.perf_counter()
+    run = in_a_fresh_process(
+        "-m",
+        "natopt.cli.main",
+        "optimize",
+        "--example",
+        "--ray-address",
+        "127.0.0.1:1",
+        "--quiet",
+        *writing_into(tmp_path),
+        timeout=120,
+    )
+    seconds = time.perf_counter() - start
+    assert run.returncode == 2 and run.stdout == ""
+    [line] = run.stderr.splitlines()
+    assert line.startswith("natopt: error: cannot start or join the Ray cluster at '127.0.0.1:1'")
+    assert "nothing answers at" in line
+    assert list(tmp_path.iterdir()) == []
+    assert seconds < 30  # a fresh interpreter and the model's loading; ray.init alone: minutes
