@@ -122,6 +122,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--ray-address",
         help="... or on the Ray cluster at ADDR (auto: the one `ray start --head` started here)",
     )
+    p.add_argument(
+        "--latency-resource",
+        metavar="NAME",
+        help="with Ray: time latency only on nodes offering the custom resource NAME, one "
+        "timing per node at a time (give each such node `ray start --resources "
+        "'{\"NAME\": 1}'`); the report names the node",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plan", help="apply this saved plan (JSON) instead of searching")
     p.add_argument("--save-plan", help="write the chosen plan as JSON")
@@ -202,7 +209,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
     resolve_objective(args.objective, parsed)  # refuses --objective with --budget
     if args.workers is not None and args.workers < 1:
         raise NatoptError(f"--workers {args.workers}: give at least 1 worker")
-    if args.workers is not None or args.ray_address:
+    if args.workers is not None or args.ray_address or args.latency_resource:
         from natopt.pipeline.ray_executor import require_ray
 
         require_ray()  # before any work: say which extra to install
@@ -226,6 +233,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         rungs=_parse_rungs(args.rungs),
         workers=args.workers,
         ray_address=args.ray_address,
+        latency_resource=args.latency_resource,
     )
 
 

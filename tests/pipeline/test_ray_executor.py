@@ -1,6 +1,8 @@
-"""The rungs on a real local Ray (two CPUs, shared by every test here): the same answer as in
-process with one and with two workers, a worker killed mid-task retried with its result
-unchanged, a task that raises failing only its candidate, and lost work stopping the run.
+"""The rungs on a real local Ray (two CPUs and one unit of the latency resource
+``latency-test``, shared by every test here): the same answer as in process with one and with
+two workers, a worker killed mid-task retried with its result unchanged, a task that raises
+failing only its candidate, lost work stopping the run, latency timed only as tasks holding
+the latency resource, and a cluster that cannot be joined stopping the run before any work.
 
 Every executor here runs its tasks on one torch thread (the driver is set to one), so the
 results are compared bitwise: intra-op reductions reorder with the thread count.
@@ -8,6 +10,7 @@ results are compared bitwise: intra-op reductions reorder with the thread count.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -19,9 +22,12 @@ import numpy as np
 import pytest
 import torch
 
+from natopt.backends.onnx import to_onnx
 from natopt.errors import ExecutorError
 from natopt.frontends import lift
+from natopt.pipeline import executor as executor_module
 from natopt.pipeline import fidelity
+from natopt.pipeline import optimize as optimize_module
 from natopt.pipeline.data import Dataset
 from natopt.pipeline.executor import InProcessExecutor
 from natopt.pipeline.finetune import FinetuneConfig
@@ -29,9 +35,11 @@ from natopt.pipeline.optimize import OptimizeConfig, optimize
 
 ray = pytest.importorskip("ray")
 
+from natopt.pipeline import ray_executor  # noqa: E402
 from natopt.pipeline.ray_executor import RayExecutor  # noqa: E402
 
 RUNGS = ((4, 3), (2, 3))
+LATENCY = "latency-test"  # the custom resource the shared instance's one node offers once
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -56,7 +64,13 @@ def writing_into(folder: Path) -> list[str]:
 def local_ray():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(
+        num_cpus=2,
+        resources={LATENCY: 1},
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+    )
     yield
     ray.shutdown()
     torch.set_num_threads(threads)
@@ -88,7 +102,8 @@ def test_the_same_answer_in_process_and_on_one_and_two_workers(problem, pool, lo
         assert ray.is_initialized()
 
 
-def test_optimize_on_two_workers_reports_the_executor_and_the_same_choice(toy_model, local_ray):
+def toy_optimize(toy_model, **options):
+    """``optimize`` on the toy model: 6 random plans, two rungs, any quality drop accepted."""
     graph = lift(toy_model, torch.randn(2, 1, 8, 8), dynamic_batch=True)
     x = np.random.default_rng(1).normal(size=(120, 1, 8, 8)).astype(np.float32)
     config = OptimizeConfig(
@@ -103,9 +118,12 @@ def test_optimize_on_two_workers_reports_the_executor_and_the_same_choice(toy_mo
         rungs=((3, 3), (1, 3)),
         max_drop=float("inf"),
     )
-    here = optimize(graph, (Dataset([x]), None), config).report
-    config.workers = 2
-    there = optimize(graph, (Dataset([x]), None), config).report
+    return optimize(graph, (Dataset([x]), None), dataclasses.replace(config, **options)).report
+
+
+def test_optimize_on_two_workers_reports_the_executor_and_the_same_choice(toy_model, local_ray):
+    here = toy_optimize(toy_model)
+    there = toy_optimize(toy_model, workers=2)
     assert there["plan"] == here["plan"]
     block = there["search"]["fidelity"]
     assert [c["finetuned_quality"] for c in block["candidates"]] == [
@@ -184,3 +202,59 @@ def test_an_address_where_no_cluster_answers_is_one_error_before_any_work(tmp_pa
     assert "nothing answers at" in line
     assert list(tmp_path.iterdir()) == []
     assert seconds < 30  # a fresh interpreter and the model's loading; ray.init alone: minutes
+
+
+def no_timing_in_this_process(monkeypatch) -> None:
+    """Latency timed in this (the driver's) process fails the test; workers import their own
+    unpatched modules."""
+
+    def timed_here(*_args, **_options):
+        raise AssertionError("latency was timed in the driver")
+
+    monkeypatch.setattr(executor_module, "measure_latency", timed_here)
+    monkeypatch.setattr(ray_executor, "measure_latency", timed_here)
+
+
+def test_latency_is_timed_as_a_task_on_the_node_offering_the_resource(
+    problem, pool, local_ray, tmp_path, monkeypatch
+):
+    before, after = tmp_path / "before.onnx", tmp_path / "after.onnx"
+    to_onnx(problem.graph, before)
+    to_onnx(problem.build(pool[0], base=problem.graph), after)
+    no_timing_in_this_process(monkeypatch)
+    executor = RayExecutor.start(workers=2, latency_resource=LATENCY)
+    pair = executor.measure_latency(before, after, batch=2, max_seconds=0.1)  # static batch
+    assert pair.node == {
+        "id": ray.get_runtime_context().get_node_id(),
+        "ip": ray.util.get_node_ip_address(),
+    }
+    assert pair.before_ms > 0 and pair.after_ms > 0 and pair.rounds > 0
+    assert executor.describe()["latency_resource"] == LATENCY
+
+
+def test_optimize_times_the_finalists_and_the_final_pair_on_the_latency_node(
+    toy_model, local_ray, monkeypatch
+):
+    no_timing_in_this_process(monkeypatch)
+    report = toy_optimize(
+        toy_model, workers=2, latency_resource=LATENCY, measure_latency=True, rungs=((3, 2), (2, 2))
+    )
+    assert len(report["search"]["fidelity"]["measured_latency_ratio"]) == 2  # the finalists
+    assert report["latency"]["node"]["id"] == ray.get_runtime_context().get_node_id()
+    assert report["latency"]["speedup"] > 0
+
+
+def test_a_latency_resource_the_cluster_lacks_stops_optimize_before_any_work(
+    toy_model, local_ray, monkeypatch
+):
+    def canonicalize(_graph):
+        raise AssertionError("work began")
+
+    monkeypatch.setattr(optimize_module, "canonicalize", canonicalize)
+    with pytest.raises(ExecutorError) as info:
+        toy_optimize(toy_model, workers=2, latency_resource="gpu-a100", measure_latency=True)
+    message = str(info.value)
+    assert message.startswith("--latency-resource gpu-a100: this Ray instance offers no 'gpu-a100'")
+    assert f"{LATENCY}" in message and """ray start --resources '{"gpu-a100": 1}'""" in message
+    assert "\n" not in message
+    assert ray.is_initialized()  # it joined this module's instance: leaves it up
