@@ -2,7 +2,8 @@
 ``latency-test``, shared by every test here): the same answer as in process with one and with
 two workers, a worker killed mid-task retried with its result unchanged, a task that raises
 failing only its candidate, lost work stopping the run, latency timed only as tasks holding
-the latency resource, and a cluster that cannot be joined stopping the run before any work.
+the latency resource, a cluster that cannot be joined stopping the run before any work, and
+(a Ray head of the test's own, killed mid-task) a cluster going away stopping it with one line.
 
 Every executor here runs its tasks on one torch thread (the driver is set to one), so the
 results are compared bitwise: intra-op reductions reorder with the thread count.
@@ -10,11 +11,15 @@ results are compared bitwise: intra-op reductions reorder with the thread count.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -258,3 +263,110 @@ def test_a_latency_resource_the_cluster_lacks_stops_optimize_before_any_work(
     assert f"{LATENCY}" in message and """ray start --resources '{"gpu-a100": 1}'""" in message
     assert "\n" not in message
     assert ray.is_initialized()  # it joined this module's instance: leaves it up
+
+
+RAY_LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\] ")  # [2026-... E 12 34]
+HEAD = """
+import sys, time, ray
+ray.init(num_cpus=1, include_dashboard=False, _temp_dir=sys.argv[1], logging_level="ERROR")
+print(ray.get_runtime_context().gcs_address, flush=True)
+time.sleep(600)
+"""
+DRIVER = """
+import pathlib, sys, time
+from natopt.cli.main import main
+from natopt.pipeline import fidelity
+marker = pathlib.Path(sys.argv[1])
+
+def hangs(_inputs, _task):  # a closure: shipped by value to the cluster's worker
+    marker.touch()
+    time.sleep(300)
+
+fidelity.train_candidate = hangs
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def fresh_process(*argv: str, **options) -> subprocess.Popen[str]:
+    """``python ARGV`` in its own session (every process it starts shares its session id),
+    Ray's token authentication off (the test's cluster and driver only: no token to share)."""
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path, RAY_AUTH_MODE="disabled")
+    return subprocess.Popen(
+        [sys.executable, *argv], text=True, cwd=ROOT, env=env, start_new_session=True, **options
+    )
+
+
+def session_pids(leader: subprocess.Popen[str]) -> list[int]:
+    """The live (not zombie) processes of ``leader``'s session: the ones it started."""
+    table = subprocess.run(["ps", "-eo", "pid=,sid=,stat="], capture_output=True, text=True)
+    rows = (line.split() for line in table.stdout.splitlines())
+    return [int(pid) for pid, sid, stat in rows if int(sid) == leader.pid and stat[0] != "Z"]
+
+
+def kill_session(leader: subprocess.Popen[str]) -> None:
+    for pid in session_pids(leader):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    leader.wait(timeout=10)
+
+
+def test_the_cluster_going_away_mid_task_is_one_error_line_and_nothing_written(toy_model, tmp_path):
+    """A Ray head of the test's own (a child process and everything it starts, in one
+    session), a CLI driver whose rung task hangs there; the head's processes are killed
+    while the task runs (about 30 s in all, most of it two interpreters and Ray starting)."""
+    model, data = tmp_path / "toy.onnx", tmp_path / "toy.npz"
+    to_onnx(lift(toy_model, torch.randn(2, 1, 8, 8), dynamic_batch=True), model)
+    np.savez(data, x=np.random.default_rng(1).normal(size=(120, 1, 8, 8)).astype(np.float32))
+    temp_dir = tempfile.mkdtemp(prefix="natopt-ray-", dir="/tmp")  # Ray's socket paths are short
+    marker, out = tmp_path / "task-started", tmp_path / "out"
+    out.mkdir()
+    head = fresh_process("-c", HEAD, temp_dir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    driver = None
+    try:
+        address = head.stdout.readline().strip()  # type: ignore[union-attr]
+        assert address, "the test's Ray head did not start"
+        driver = fresh_process(
+            "-c",
+            DRIVER,
+            str(marker),
+            "optimize",
+            str(model),
+            "--data",
+            str(data),
+            "--ray-address",
+            address,
+            "--search",
+            "random",
+            "--evaluations",
+            "8",
+            "--rungs",
+            "4x1",
+            "--finetune-steps",
+            "0",
+            "--no-latency",
+            "--quiet",
+            *writing_into(out),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 90
+        while not marker.exists() and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), driver.communicate(timeout=10)
+        start = time.monotonic()
+        kill_session(head)  # the whole cluster: its control store, raylet and workers
+        stdout, stderr = driver.communicate(timeout=60)
+        seconds = time.monotonic() - start
+    finally:
+        kill_session(head)
+        if driver is not None:
+            kill_session(driver)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert driver.returncode == 2, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("natopt:")]
+    assert len(errors) == 1 and errors[0].startswith("natopt: error: Ray lost this run's work")
+    ray_logs = [line for line in stderr.splitlines() if not line.startswith("natopt:")]
+    assert all(RAY_LOG_LINE.match(line) for line in ray_logs), stderr  # Ray's C++ core worker
+    assert stdout == "" and list(out.iterdir()) == []
+    assert seconds < 30  # found by the driver's check of the cluster, every HEARTBEAT_S
