@@ -25,9 +25,11 @@ here, lazily: without it, starting says which extra to install.
   then be ended by Ray a minute later with no natopt error.
 
 - ``latency_resource``: every ``measure_latency`` runs as a Ray task that requires one unit
-  of that custom resource (and one CPU). A cluster gives each node of the device kind being
+  of that custom resource and no CPU. A cluster gives each node of the device kind being
   optimised for exactly one unit (``ray start --resources '{"NAME": 1}'``), so timings run
-  only on those nodes, one at a time per node. The ONNX files (and their external data) go
+  only on those nodes, one at a time per node; a node started with ``--num-cpus 0`` as well
+  takes no other task, so its timings run alone (``optimize`` itself times only between
+  batches, while none of its tasks are in flight). The ONNX files (and their external data) go
   to the task by value; the pair comes back naming the node (id and IP). ``start`` refuses
   a resource the cluster does not offer. Without it, timing runs in the driver, between
   batches.
@@ -106,7 +108,8 @@ class RayExecutor:
         self._remote = ray.remote(_ray_task).options(**options)
         self._timer = None
         if latency_resource is not None:
-            self._timer = ray.remote(_ray_task).options(**options, resources={latency_resource: 1})
+            timing = options | {"num_cpus": 0, "resources": {latency_resource: 1}}
+            self._timer = ray.remote(_ray_task).options(**timing)
 
     @classmethod
     def start(
