@@ -37,6 +37,7 @@ here, lazily: without it, starting says which extra to install.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import tempfile
@@ -247,8 +248,10 @@ OnnxPayload = tuple[str, dict[str, bytes]]  # the model's file name, every file'
 
 
 def _onnx_payload(path: Path) -> OnnxPayload:
-    """An ONNX model by value: its file and its external-data files, by name."""
-    return path.name, {file.name: file.read_bytes() for file in onnx_files(path)}
+    """An ONNX model by value: its file and its external-data files, each by its path
+    relative to the model's folder (as the model names it)."""
+    files = onnx_files(path)
+    return path.name, {str(f.relative_to(path.parent)): f.read_bytes() for f in files}
 
 
 def _time_onnx_pair(
@@ -256,8 +259,6 @@ def _time_onnx_pair(
 ) -> LatencyPair:
     """On a latency node: write both models into a temporary folder each, time them, and
     name this node."""
-    import dataclasses
-
     import ray
 
     before, after, options = task
@@ -267,6 +268,7 @@ def _time_onnx_pair(
             folder = Path(tmp) / side
             folder.mkdir()
             for file, content in files.items():
+                (folder / file).parent.mkdir(parents=True, exist_ok=True)
                 (folder / file).write_bytes(content)
             paths.append(folder / name)
         pair = measure_latency(*paths, **options)

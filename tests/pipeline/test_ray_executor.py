@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -226,6 +227,9 @@ def test_latency_is_timed_as_a_task_on_the_node_offering_the_resource(
     before, after = tmp_path / "before.onnx", tmp_path / "after.onnx"
     to_onnx(problem.graph, before)
     to_onnx(problem.build(pool[0], base=problem.graph), after)
+    (tmp_path / "weights").mkdir()  # the task gets the external data too, where it is named
+    onnx.save_model(onnx.load(str(after)), str(after), save_as_external_data=True,
+                    location="weights/after.data", size_threshold=0)  # fmt: skip
     no_timing_in_this_process(monkeypatch)
     executor = RayExecutor.start(workers=2, latency_resource=LATENCY)
     pair = executor.measure_latency(before, after, batch=2, max_seconds=0.1)  # static batch
