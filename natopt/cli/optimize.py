@@ -289,8 +289,10 @@ def format_comparison(report: dict[str, Any]) -> str:
         lines.append(f"objective: {objective['description']}")
     latency = report.get("latency")
     if latency:
+        node = latency.get("node")
+        where = f", on Ray node {node['ip']}" if node else ""
         lines.append(
-            f"speed-up (median of {latency['rounds']} interleaved rounds): "
+            f"speed-up (median of {latency['rounds']} interleaved rounds{where}): "
             f"{latency['speedup']:.3f}x"
         )
     versus = report.get("versus_control")
