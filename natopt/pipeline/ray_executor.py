@@ -31,7 +31,8 @@ here, lazily: without it, starting says which extra to install.
   takes no other task, so its timings run alone (``optimize`` itself times only between
   batches, while none of its tasks are in flight). The ONNX files (and their external data) go
   to the task by value; the pair comes back naming the node (id and IP). ``start`` refuses
-  a resource the cluster does not offer. Without it, timing runs in the driver, between
+  a resource the cluster does not offer, and a timing that waits while no node offers it
+  any more (the latency node left) stops the run. Without it, timing runs in the driver, between
   batches.
 """
 
@@ -206,20 +207,29 @@ class RayExecutor:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=HEARTBEAT_S)
                 if not ready:
                     self._check_cluster()
+                    if remote is self._timer and not self._offers_latency_resource():
+                        _cancel(ray, pending)  # it waits for a node no longer there
+                        raise ExecutorError(
+                            f"no node of the Ray cluster offers {self.latency_resource!r} "
+                            "any more (did the latency node leave?); nothing was written: "
+                            "check the cluster (`ray status`) and run again"
+                        )
                     continue
                 index = pending.pop(ready[0])
                 results[index] = result = ray.get(ready[0])
                 if on_result is not None:
                     on_result(index, result)
         except ray.exceptions.RayError as exc:
-            with suppress(Exception):  # the cluster may be gone: cancelling is best effort
-                for ref in pending:
-                    ray.cancel(ref, force=True)
+            _cancel(ray, pending)
             raise ExecutorError(
                 f"Ray lost this run's work ({type(exc).__name__}: {_first_line(exc)}); "
                 f"nothing was written: check the cluster (`ray status`) and run again"
             ) from None
         return [r for r in results if r is not None]
+
+    def _offers_latency_resource(self) -> bool:
+        """Whether a live node still offers the latency resource (else a timing waits)."""
+        return self._ray.cluster_resources().get(self.latency_resource, 0) >= 1
 
     def _check_cluster(self) -> None:
         """Raise (a ``RayError``) if the cluster's control store does not answer within
@@ -242,6 +252,12 @@ class RayExecutor:
         """Stop the local instance or leave the cluster, if ``start`` started or joined it."""
         if self.owns:
             self._ray.shutdown()
+
+
+def _cancel(ray: Any, refs: Any) -> None:
+    with suppress(Exception):  # the cluster may be gone: cancelling is best effort
+        for ref in refs:
+            ray.cancel(ref, force=True)
 
 
 OnnxPayload = tuple[str, dict[str, bytes]]  # the model's file name, every file's bytes

@@ -242,6 +242,26 @@ def test_latency_is_timed_as_a_task_on_the_node_offering_the_resource(
     assert executor.describe()["latency_resource"] == LATENCY
 
 
+def test_a_timing_waiting_for_a_latency_node_that_left_stops_with_one_error(
+    problem, local_ray, tmp_path, monkeypatch
+):
+    model = tmp_path / "model.onnx"
+    to_onnx(problem.graph, model)
+
+    def hold() -> None:
+        time.sleep(60)
+
+    holder = ray.remote(hold).options(resources={LATENCY: 1}).remote()  # its one unit
+    executor = RayExecutor.start(workers=1, latency_resource=LATENCY)
+    monkeypatch.setattr(ray_executor, "HEARTBEAT_S", 0.5)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})  # the node left
+    try:
+        with pytest.raises(ExecutorError, match="^no node of the Ray cluster offers 'latency-"):
+            executor.measure_latency(model, model, batch=2)
+    finally:
+        ray.cancel(holder, force=True)
+
+
 def test_optimize_times_the_finalists_and_the_final_pair_on_the_latency_node(
     toy_model, local_ray, monkeypatch
 ):
