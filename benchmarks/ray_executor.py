@@ -81,6 +81,9 @@ class TimedBatches:
         self.batches.append(time.perf_counter() - start)
         return results
 
+    def measure_latency(self, before, after, **options):
+        return self.executor.measure_latency(before, after, **options)
+
     def describe(self) -> dict[str, Any]:
         return self.executor.describe()
 

@@ -127,6 +127,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "--ray-address",
         help="... or on the Ray cluster at ADDR (auto: the one `ray start --head` started here)",
     )
+    p.add_argument(
+        "--latency-resource",
+        metavar="NAME",
+        help="with Ray: time latency only on nodes offering the custom resource NAME, one "
+        "timing per node at a time (give each such node `ray start --resources "
+        "'{\"NAME\": 1}'`); the report names the node",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plan", help="apply this saved plan (JSON) instead of searching")
     p.add_argument("--save-plan", help="write the chosen plan as JSON")
@@ -207,7 +214,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
     resolve_objective(args.objective, parsed)  # refuses --objective with --budget
     if args.workers is not None and args.workers < 1:
         raise NatoptError(f"--workers {args.workers}: give at least 1 worker")
-    if args.workers is not None or args.ray_address:
+    if args.workers is not None or args.ray_address or args.latency_resource:
         from natopt.pipeline.ray_executor import require_ray
 
         require_ray()  # before any work: say which extra to install
@@ -231,6 +238,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         rungs=_parse_rungs(args.rungs),
         workers=args.workers,
         ray_address=args.ray_address,
+        latency_resource=args.latency_resource,
     )
 
 
@@ -298,9 +306,11 @@ def _verdict(report: dict[str, Any]) -> Table:
         table.add_row("objective", objective["description"])
     latency = report.get("latency")
     if latency:
+        node = latency.get("node")
+        where = f", on Ray node {node['ip']}" if node else ""
         table.add_row(
             "speed-up",
-            f"{latency['speedup']:.3f}x (median of {latency['rounds']} interleaved rounds)",
+            f"{latency['speedup']:.3f}x (median of {latency['rounds']} interleaved rounds{where})",
         )
     versus = report.get("versus_control")
     if versus:

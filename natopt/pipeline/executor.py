@@ -18,8 +18,11 @@ value; the schedule decides what that means. An executor that loses work it cann
 this process's threads; it imports nothing new. ``natopt.pipeline.ray_executor.RayExecutor``
 runs them as Ray tasks (``executor_for`` builds it for ``workers`` / ``address``).
 
-Latency is never measured here: timing runs only in the driver process, after the schedule's
-batches, while no tasks are in flight.
+An executor also says where latency is timed: ``measure_latency(before, after)`` times two
+ONNX files interleaved (``natopt.pipeline.verify_export.measure_latency``). The in-process
+executor times them here; ``optimize`` asks only between batches, while no tasks are in
+flight. A Ray executor with a latency resource times them on a node that offers it, one
+timing per node at a time.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from natopt.errors import ExecutorError
+from natopt.pipeline.verify_export import LatencyPair, measure_latency
 
 __all__ = [
     "Executor",
@@ -76,6 +81,11 @@ class Executor(Protocol):
     ) -> list[TaskResult]:
         """One result per task, in task order; ``on_result(index, result)`` is called in
         this process as each task finishes."""
+        ...
+
+    def measure_latency(self, before: Path, after: Path, **options: Any) -> LatencyPair:
+        """``before`` and ``after`` timed interleaved (``options``: those of
+        ``verify_export.measure_latency``); ``node`` says where, when not in this process."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -127,6 +137,9 @@ class InProcessExecutor:
                 on_result(index, result)
         return results
 
+    def measure_latency(self, before: Path, after: Path, **options: Any) -> LatencyPair:
+        return measure_latency(before, after, **options)
+
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "in-process",
@@ -137,18 +150,27 @@ class InProcessExecutor:
 
 
 @contextmanager
-def executor_for(workers: int | None = None, address: str | None = None) -> Iterator[Executor]:
+def executor_for(
+    workers: int | None = None, address: str | None = None, latency_resource: str | None = None
+) -> Iterator[Executor]:
     """The in-process executor when neither ``workers`` nor ``address`` is given, else a Ray
-    executor (``workers`` local Ray workers, or the cluster at ``address``), shut down on
-    leaving the block."""
+    executor (``workers`` local Ray workers, or the cluster at ``address``; latency timed on
+    its nodes that offer ``latency_resource``, when given), shut down on leaving the block."""
     if workers is None and address is None:
+        if latency_resource is not None:
+            raise ExecutorError(
+                f"--latency-resource {latency_resource} times latency on the Ray nodes that "
+                "offer it: give --ray-address too"
+            )
         yield InProcessExecutor()
         return
     if workers is not None and workers < 1:
         raise ExecutorError(f"--workers {workers}: give at least 1 worker")
     from natopt.pipeline.ray_executor import RayExecutor
 
-    executor = RayExecutor.start(workers=workers, address=address)
+    executor = RayExecutor.start(
+        workers=workers, address=address, latency_resource=latency_resource
+    )
     try:
         yield executor
     finally:

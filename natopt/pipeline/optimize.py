@@ -51,7 +51,7 @@ from natopt.passes.transitions import (
 from natopt.passes.width import ChannelRounding, WidthOptions
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset, concat, load_data, split_data
-from natopt.pipeline.executor import executor_for
+from natopt.pipeline.executor import Executor, executor_for
 from natopt.pipeline.fidelity import DEFAULT_RUNGS, critical_path, successive_halving
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
@@ -74,7 +74,6 @@ from natopt.pipeline.progress import ProgressBar
 from natopt.pipeline.quality import Quality, score
 from natopt.pipeline.verify_export import (
     check_onnx,
-    measure_latency,
     onnx_file_bytes,
     onnx_outputs,
 )
@@ -115,6 +114,8 @@ class OptimizeConfig:
     rungs: tuple[tuple[int, int], ...] = DEFAULT_RUNGS
     workers: int | None = None  # the rungs' fine-tunes on a local Ray with this many workers
     ray_address: str | None = None  # ... or on the Ray cluster at this address ("auto")
+    # with Ray: every latency timing runs on a node offering one unit of this resource
+    latency_resource: str | None = None
 
 
 @dataclass(slots=True)
@@ -250,10 +251,27 @@ def optimize(
     ``baseline_onnx``: the user's original ONNX file, benchmarked as "before" (else the
     canonical graph is exported for it). Raises ``QualityError`` (carrying the result) when
     the final model drops more than ``config.max_drop`` points on the test split.
+
+    The executor (``config.workers`` / ``config.ray_address``) is opened first, before any
+    work, and closed at the end: a cluster that cannot be joined is one ``ExecutorError``.
     """
     config = config or OptimizeConfig()
     if config.search not in SEARCHES:
         raise PlanError(f"unknown search {config.search!r}; choose one of {', '.join(SEARCHES)}")
+    with executor_for(config.workers, config.ray_address, config.latency_resource) as executor:
+        return _optimize(graph, data, config, executor, output, baseline_onnx, log)
+
+
+def _optimize(
+    graph: Graph,
+    data: str | Path | tuple[Dataset, Dataset | None],
+    config: OptimizeConfig,
+    executor: Executor,
+    output: str | Path | None,
+    baseline_onnx: str | Path | None,
+    log: Callable[[str], None] | None,
+) -> Result:
+    """``optimize`` on an open executor: the rungs' tasks and every latency timing run on it."""
     objective_name = resolve_objective(config.objective, config.budget)
     say = log or (lambda _msg: None)
     times: dict[str, float] = {}
@@ -303,13 +321,13 @@ def optimize(
     )
 
     with _phase(times, "search"):
-        plan, search_info, pool = _choose_plan(problem, config, objective, say)
+        plan, search_info, pool = _choose_plan(problem, config, objective, say, executor)
     teacher = graph_outputs(graph, tuning)  # the original's outputs: every fine-tune distils them
     finalists = [plan]
     with _phase(times, "rungs"):
         if len(pool) > 1 and config.rungs:
             finalists = _select_by_finetuning(
-                problem, config, objective, plan, pool, (tuning, teacher), search_info
+                problem, config, objective, plan, pool, (tuning, teacher), search_info, executor
             )
 
     with _phase(times, "finetune"):
@@ -336,7 +354,9 @@ def optimize(
             config.max_drop,
             len(splits.test),
         )
-        latency = measure_latency(before_path, after_path) if config.measure_latency else None
+        latency = None
+        if config.measure_latency:
+            latency = executor.measure_latency(before_path, after_path)
         sizes = [onnx_file_bytes(p) for p in (before_path, after_path, control_path)]
         onnx_path = None
         if output is not None and verdict.accepted:
@@ -386,6 +406,7 @@ def _choose_plan(
     config: OptimizeConfig,
     objective: Objective,
     say: Callable[[str], None],
+    executor: Executor,
 ) -> tuple[Plan, dict[str, Any], list[dict[str, str]]]:
     """The plan to fine-tune: the given one (checked against the model), or the search's;
     its search info; and the search's pool of most promising plans (best first) for the
@@ -395,7 +416,9 @@ def _choose_plan(
     plan, found, pool = _search_plan(problem, config, objective)
     info = _search_info(problem, config, plan, found)
     if _calibrates_latency(config):
-        plan, info, pool = _meet_latency(problem, config, objective, (plan, found, pool), say)
+        plan, info, pool = _meet_latency(
+            problem, config, objective, (plan, found, pool), say, executor
+        )
     # the fastest objective explores plans whose refit quality is far down on purpose
     warning = None
     if objective.name != "fastest":
@@ -414,33 +437,32 @@ def _select_by_finetuning(
     pool: list[dict[str, str]],
     data: tuple[Dataset, torch.Tensor],
     info: dict[str, Any],
+    executor: Executor,
 ) -> list[Plan]:
     """Successive halving over the pool (``natopt.pipeline.fidelity``), ranked by the
-    objective, on the executor ``config.workers`` / ``config.ray_address`` name (default: in
-    this process): the plans that went through every rung, first-ranked first (for the
+    objective, on ``executor``: the plans that went through every rung, first-ranked first (for the
     fastest objective, those within the tolerance by measured latency); the rungs' records go
     into ``info``."""
     total = sum(size * steps for size, steps in config.rungs)
     bar = ProgressBar("rungs", total, enabled=config.progress)
-    with executor_for(config.workers, config.ray_address) as executor:
-        _, candidates = successive_halving(
-            problem,
-            pool,
-            *data,
-            config.rungs,
-            config.finetune,
-            seed=config.seed,
-            executor=executor,
-            progress=lambda done, _total, text: bar.update(done, text),
-            rank=objective.rank,
-        )
+    _, candidates = successive_halving(
+        problem,
+        pool,
+        *data,
+        config.rungs,
+        config.finetune,
+        seed=config.seed,
+        executor=executor,
+        progress=lambda done, _total, text: bar.update(done, text),
+        rank=objective.rank,
+    )
     bar.close(f"{len(candidates)} plans fine-tuned")
     last = [c for c in candidates if len(c.scores) == len(config.rungs)]
     last.sort(key=lambda c: objective.rank(c.scores[-1], c.macs))
     within = [c.plan for c in last if objective.within(c.scores[-1])]
     measured: dict[str, float] = {}
     if objective.name == "fastest" and config.measure_latency and len(within) > 1:
-        measured = _measured_ratios(problem, within)
+        measured = _measured_ratios(problem, within, executor)
         within.sort(key=lambda p: measured[_key(p)])
     finalists = within + [c.plan for c in last if c.plan not in within]
     info["fidelity"] = {
@@ -457,15 +479,18 @@ def _select_by_finetuning(
     return [Plan(p) for p in finalists]
 
 
-def _measured_ratios(problem: SearchProblem, plans: list[dict[str, str]]) -> dict[str, float]:
-    """Each plan's onnxruntime latency as a fraction of the original's (interleaved)."""
+def _measured_ratios(
+    problem: SearchProblem, plans: list[dict[str, str]], executor: Executor
+) -> dict[str, float]:
+    """Each plan's onnxruntime latency as a fraction of the original's (interleaved), timed
+    where ``executor`` times latency."""
     ratios = {}
     with tempfile.TemporaryDirectory(prefix="natopt-finalists-") as tmp:
         original, candidate = Path(tmp) / "original.onnx", Path(tmp) / "candidate.onnx"
         _to_onnx(problem.graph, original)
         for plan in plans:
             _to_onnx(problem.build(plan, base=problem.graph), candidate)
-            pair = measure_latency(original, candidate, max_seconds=2.0)
+            pair = executor.measure_latency(original, candidate, max_seconds=2.0)
             ratios[_key(plan)] = 1.0 / pair.speedup
     return ratios
 
@@ -586,6 +611,7 @@ def _meet_latency(
     objective: Objective,
     first: tuple[Plan, SearchResult, list[dict[str, str]]],
     say: Callable[[str], None],
+    executor: Executor,
 ) -> tuple[Plan, dict[str, Any], list[dict[str, str]]]:
     """Search again until the chosen model's measured latency meets the budget
     (``natopt.pipeline.latency_budget``); returns the kept plan and its search info."""
@@ -606,7 +632,8 @@ def _meet_latency(
                     break  # the table prices every plan of the space over this budget
                 plan, found, pool = _search_plan(problem, config, objective)
             _to_onnx(problem.build(plan.transitions, base=problem.graph), candidate)
-            measured = 1.0 / measure_latency(original, candidate, max_seconds=3.0).speedup
+            pair = executor.measure_latency(original, candidate, max_seconds=3.0)
+            measured = 1.0 / pair.speedup
             quality = found.best_evaluation.quality
             rounds.append(LatencyRound(budget, measured, quality, (plan, found, pool)))
             say(

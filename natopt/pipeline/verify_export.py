@@ -20,7 +20,14 @@ from natopt.bench import bench_models
 from natopt.errors import BackendError
 from natopt.pipeline.data import Dataset
 
-__all__ = ["check_onnx", "onnx_outputs", "onnx_file_bytes", "measure_latency", "LatencyPair"]
+__all__ = [
+    "check_onnx",
+    "onnx_outputs",
+    "onnx_files",
+    "onnx_file_bytes",
+    "measure_latency",
+    "LatencyPair",
+]
 
 TOLERANCE = 1e-4
 
@@ -33,6 +40,8 @@ class LatencyPair:
     provider: str
     batch: int
     rounds: int
+    # where it was timed, when not in this process: {"id": the Ray node id, "ip": its IP}
+    node: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, float | str | int]:
         return asdict(self)
@@ -79,8 +88,8 @@ def onnx_outputs(path: Path, data: Dataset, batch_size: int = 256) -> torch.Tens
     return torch.from_numpy(np.concatenate(outputs))
 
 
-def onnx_file_bytes(path: Path) -> int:
-    """Bytes of an ONNX model on disk: the file and every external-data file it names."""
+def onnx_files(path: Path) -> list[Path]:
+    """An ONNX model's files on disk: ``path``, then every external-data file it names."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
@@ -91,8 +100,12 @@ def onnx_file_bytes(path: Path) -> int:
         for entry in tensor.external_data
         if entry.key == "location"
     }
-    extra = sum((path.parent / name).stat().st_size for name in locations)
-    return path.stat().st_size + extra
+    return [path] + [path.parent / name for name in sorted(locations)]
+
+
+def onnx_file_bytes(path: Path) -> int:
+    """Bytes of an ONNX model on disk: the file and every external-data file it names."""
+    return sum(file.stat().st_size for file in onnx_files(path))
 
 
 def measure_latency(

@@ -25,7 +25,7 @@ from natopt.frontends.onnx import lift_onnx
 from natopt.ir import graph_cost, run_graph, verify
 from natopt.passes import canonicalize
 from natopt.passes.transitions import compute_mask
-from natopt.pipeline import optimize as optimize_module
+from natopt.pipeline import executor as executor_module
 from natopt.pipeline.budget import Budget, reward
 from natopt.pipeline.data import Dataset
 from natopt.pipeline.finetune import FinetuneConfig
@@ -276,7 +276,7 @@ def test_optimize_searches_again_when_the_measured_latency_misses(monkeypatch):
         measured.append(ratio)  # over-prices every plan twofold
         return LatencyPair(1.0, ratio, 1.0 / ratio, "CPUExecutionProvider", 1, 5)
 
-    monkeypatch.setattr(optimize_module, "measure_latency", fake_measure)
+    monkeypatch.setattr(executor_module, "measure_latency", fake_measure)  # in process
     result = _optimize_blocks(latency_rounds=3)
     rounds = result.report["search"]["latency_rounds"]
     assert len(rounds) >= 2 and rounds[1]["budget"] > rounds[0]["budget"]

@@ -105,3 +105,13 @@ def test_without_ray_workers_name_the_extra_and_exit_2(monkeypatch, capsys):
 def test_zero_workers_is_one_error_line(capsys):
     assert main(["optimize", "--example", "--workers", "0", "--quiet"]) == 2
     assert capsys.readouterr().err == "natopt: error: --workers 0: give at least 1 worker\n"
+
+
+def test_a_latency_resource_without_ray_is_one_error_line(capsys):
+    with pytest.raises(ExecutorError, match="give --ray-address"), executor_for(None, None, "gpu"):
+        pass
+    assert main(["optimize", "--example", "--latency-resource", "gpu", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        "natopt: error: --latency-resource gpu times latency on the Ray nodes that offer it: "
+        "give --ray-address too\n"
+    )
