@@ -24,7 +24,7 @@ from natopt.ir import Cost, Graph, graph_cost, run_graph
 from natopt.passes.calibration import ActivationCache
 from natopt.passes.nat import Evaluation, SearchSpace, unit_graph
 from natopt.passes.transitions import TransitionMask, apply_plan
-from natopt.passes.transitions.targets import target_for
+from natopt.passes.transitions.registry import Reason
 from natopt.pipeline.budget import Budget, reward
 from natopt.pipeline.data import Dataset, Splits
 from natopt.pipeline.finetune import FinetuneConfig, finetune
@@ -219,8 +219,8 @@ def _unit_price(mask: TransitionMask, row: int, name: str, metric: str) -> float
     if entry.op == "keep":
         cost = state.cost
     else:
-        target = target_for(state, entry)
-        cost = state.cost if isinstance(target, str) else target.cost
+        target = mask.target(row, name)
+        cost = state.cost if isinstance(target, Reason) or target is None else target.cost
     return float(cost.params if metric == "params" else cost.macs)
 
 

@@ -16,6 +16,8 @@ from natopt.passes.calibration.refit import (
     LAYER_REFITS,
     MAX_ROWS,
     REFITS,
+    refit_conv,
+    refit_last,
     ridge_refit,
     solve_each,
 )
@@ -26,6 +28,8 @@ __all__ = [
     "REFITS",
     "ActivationCache",
     "capture",
+    "refit_conv",
+    "refit_last",
     "ridge_refit",
     "run_chain",
     "solve_each",

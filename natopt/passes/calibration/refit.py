@@ -27,7 +27,7 @@ replaced op had one, so refitting never changes a cost.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,15 @@ from torch import Tensor
 from natopt.ir import Node
 from natopt.passes.calibration.capture import run_chain
 
-__all__ = ["ridge_refit", "solve_each", "REFITS", "LAYER_REFITS", "MAX_ROWS"]
+__all__ = [
+    "ridge_refit",
+    "solve_each",
+    "refit_conv",
+    "refit_last",
+    "REFITS",
+    "LAYER_REFITS",
+    "MAX_ROWS",
+]
 
 MAX_ROWS = 16384
 
@@ -86,7 +94,8 @@ def _subsample(count: int) -> Tensor:
     return torch.linspace(0, count - 1, min(count, MAX_ROWS)).round().long()
 
 
-def _refit_conv(nodes: list[Node], x: Tensor, y: Tensor, alpha: float) -> None:
+def refit_conv(nodes: Sequence[Node], x: Tensor, y: Tensor, alpha: float) -> None:
+    """Refit a single Conv (whole kernel and bias, per group) on im2col patches of ``x``."""
     (conv,) = nodes
     weight = conv.weights["weight"]
     bias = conv.weights.get("bias")
@@ -110,7 +119,8 @@ def _refit_conv(nodes: list[Node], x: Tensor, y: Tensor, alpha: float) -> None:
         conv.weights["bias"] = fitted[:, m].reshape(-1).contiguous()
 
 
-def _refit_last(nodes: list[Node], x: Tensor, y: Tensor, alpha: float) -> None:
+def refit_last(nodes: Sequence[Node], x: Tensor, y: Tensor, alpha: float) -> None:
+    """Refit the last of a chain of nodes (weight and bias) on what the others make of ``x``."""
     *front, last = nodes
     channels_first = last.op == "Conv"
     feats = _rows(run_chain(front, x), channels_first)
@@ -129,13 +139,12 @@ def _refit_last(nodes: list[Node], x: Tensor, y: Tensor, alpha: float) -> None:
         last.weights["bias"] = fitted[m].contiguous()
 
 
-REFITS: dict[str, Callable[[list[Node], Tensor, Tensor, float], None]] = {
-    "conv": _refit_conv,
-    "sep_conv": _refit_last,
-    "dil_sep_conv": _refit_last,
-    "lowrank": _refit_last,
+REFITS: dict[str, Callable[[Sequence[Node], Tensor, Tensor, float], None]] = {
+    "conv": refit_conv,
+    "sep_conv": refit_last,
+    "dil_sep_conv": refit_last,
 }
-LAYER_REFITS: dict[str, Callable[[list[Node], Tensor, Tensor, float], None]] = {
-    "Conv": _refit_conv,
-    "Linear": _refit_last,
+LAYER_REFITS: dict[str, Callable[[Sequence[Node], Tensor, Tensor, float], None]] = {
+    "Conv": refit_conv,
+    "Linear": refit_last,
 }

@@ -50,11 +50,11 @@ from natopt.passes.calibration import REFITS, ActivationCache, run_chain
 from natopt.passes.dead_code import DeadCodePass
 from natopt.passes.remove_identity import RemoveIdentityPass
 from natopt.passes.transitions.inherit import relative_error
-from natopt.passes.transitions.mask import MaskContext, check_transition
+from natopt.passes.transitions.mask import MaskContext
 from natopt.passes.transitions.plan import Plan
+from natopt.passes.transitions.registry import Reason, Target, rule_for
 from natopt.passes.transitions.rewrite import rewrite_unit
 from natopt.passes.transitions.state import UnitState, transition_units
-from natopt.passes.transitions.targets import Target
 from natopt.passes.transitions.vocabulary import VOCABULARY, Vocabulary
 from natopt.passes.width import WidthOptions, WidthResult, apply_width
 
@@ -109,8 +109,8 @@ def _checked_steps(
                 f"known: {', '.join(vocabulary.names)}"
             ) from None
         state = ctx.state(unit)
-        found = check_transition(state, entry, ctx, "kernel" in vocabulary.levels)
-        if isinstance(found, str):
+        found = ctx.check(state, entry, "kernel" in vocabulary.levels)
+        if isinstance(found, Reason):
             raise PlanError(
                 f"transition {entry_name} is invalid for unit {unit_name}: {found}; "
                 "draw plans from the unit's valid transitions (TransitionMask)"
@@ -180,9 +180,11 @@ def _calibrate(
             report.errors[name] = report.inherited_errors[name] = relative_error(approx, y)
             continue
         report.inherited_errors[name] = relative_error(run_chain(step.new, x), y)
-        refit = REFITS.get(step.op)
-        if refit is not None:
-            refit(step.new, x, y, alpha)
+        rule = rule_for(step.op)
+        if rule is not None:
+            rule.refit(step.new, x, y, alpha)
+        elif step.op in REFITS:
+            REFITS[step.op](step.new, x, y, alpha)
         report.errors[name] = relative_error(run_chain(step.new, x), y)
 
 
@@ -222,8 +224,8 @@ def _recheck(
         name = step.state.unit.name
         state = ctx.state(units[name])
         entry = vocabulary.get(plan.transitions[name])
-        found = check_transition(state, entry, ctx, "kernel" in vocabulary.levels)
-        if isinstance(found, str):
+        found = ctx.check(state, entry, "kernel" in vocabulary.levels)
+        if isinstance(found, Reason):
             report.overridden[name] = f"width: {found}"
             continue
         producer = state.unit.output.producer

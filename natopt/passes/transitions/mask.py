@@ -37,13 +37,14 @@ import torch
 from natopt.ir import Graph, Value
 from natopt.passes.transitions.masked_softmax import masked_sample
 from natopt.passes.transitions.plan import Plan
+from natopt.passes.transitions.registry import Reason, Target, rule_for
 from natopt.passes.transitions.state import UnitState, transition_units, unit_state
-from natopt.passes.transitions.targets import Target, target_for
+from natopt.passes.transitions.targets import target_for
 from natopt.passes.transitions.vocabulary import VOCABULARY, Transition, Vocabulary
 from natopt.passes.units import Unit
 from natopt.passes.width import GroupAnalysis, WidthOptions, channel_groups
 
-__all__ = ["TransitionMask", "MaskContext", "compute_mask", "check_transition"]
+__all__ = ["TransitionMask", "MaskContext", "compute_mask"]
 
 
 def _constant_values(graph: Graph) -> set[Value]:
@@ -106,44 +107,46 @@ class MaskContext:
                 state.group = found
         return state
 
+    def check(
+        self, state: UnitState, entry: Transition, kernel_level: bool = True
+    ) -> Target | Reason | None:
+        """``None`` for a valid depth entry, a ``Target`` for a valid other one, else why not."""
+        depth = _DEPTH_RULES.get(entry.op)
+        if depth is not None:
+            return depth(state, self)
+        rule = rule_for(entry.op)
+        if rule is not None:
+            return rule.check(state, entry, self, kernel_level)
+        return target_for(state, entry, kernel_level)
 
-def _keep(state: UnitState, ctx: MaskContext) -> str | None:
+
+def _keep(state: UnitState, ctx: MaskContext) -> Reason | None:
     return None
 
 
-def _skip(state: UnitState, ctx: MaskContext) -> str | None:
+def _skip(state: UnitState, ctx: MaskContext) -> Reason | None:
     unit = state.unit
     if unit.input.shape != unit.output.shape or unit.input.dtype != unit.output.dtype:
-        return (
+        return Reason(
             f"skip needs output shape {unit.output.shape} equal to input shape {unit.input.shape}"
         )
     return None
 
 
-def _null(state: UnitState, ctx: MaskContext) -> str | None:
+def _null(state: UnitState, ctx: MaskContext) -> Reason | None:
     if state.unit.output not in ctx.nullable:
-        return (
+        return Reason(
             "null needs every use of the unit's output to be an Add whose other operand stays "
             "live (and cannot itself be nulled)"
         )
     return None
 
 
-_DEPTH_RULES: dict[str, Callable[[UnitState, MaskContext], str | None]] = {
+_DEPTH_RULES: dict[str, Callable[[UnitState, MaskContext], Reason | None]] = {
     "keep": _keep,
     "skip": _skip,
     "null": _null,
 }
-
-
-def check_transition(
-    state: UnitState, entry: Transition, ctx: MaskContext, kernel_level: bool = True
-) -> Target | str | None:
-    """``None`` for a valid depth entry, a ``Target`` for a valid other one, else the reason."""
-    rule = _DEPTH_RULES.get(entry.op)
-    if rule is not None:
-        return rule(state, ctx)
-    return target_for(state, entry, kernel_level)
 
 
 @dataclass(slots=True)
@@ -155,6 +158,7 @@ class TransitionMask:
     valid: torch.Tensor
     states: list[UnitState]
     width: WidthOptions | None = None  # how width entries were rounded (apply them alike)
+    targets: list[list[Target | Reason | None]] = field(default_factory=list)
 
     @property
     def unit_names(self) -> list[str]:
@@ -163,6 +167,10 @@ class TransitionMask:
     def valid_names(self, unit: int | str) -> list[str]:
         row = self.unit_names.index(unit) if isinstance(unit, str) else unit
         return [self.vocabulary[int(v)].name for v in self.valid[row].nonzero().flatten()]
+
+    def target(self, unit: int, name: str) -> Target | Reason | None:
+        """What the mask's check found for unit row ``unit`` and entry ``name``."""
+        return self.targets[unit][self.vocabulary.index(name)]
 
     def counts(self) -> dict[str, int]:
         """How many units may take each entry."""
@@ -201,9 +209,7 @@ def compute_mask(
     ctx = MaskContext.of(graph, units, wanted)
     kernel_level = "kernel" in vocabulary.levels
     states = [ctx.state(u) for u in units]
-    rows = [
-        [not isinstance(check_transition(s, e, ctx, kernel_level), str) for e in vocabulary]
-        for s in states
-    ]
+    targets = [[ctx.check(s, e, kernel_level) for e in vocabulary] for s in states]
+    rows = [[not isinstance(found, Reason) for found in row] for row in targets]
     valid = torch.tensor(rows, dtype=torch.bool).reshape(len(units), len(vocabulary))
-    return TransitionMask(units, vocabulary, valid, states, wanted)
+    return TransitionMask(units, vocabulary, valid, states, wanted, targets)

@@ -28,11 +28,8 @@ from typing import Any
 import torch
 
 from natopt.ir import Graph, Node, infer_node
-from natopt.passes.transitions.inherit import (
-    low_rank_from_dense,
-    resample_kernel,
-    separable_from_dense,
-)
+from natopt.passes.transitions.inherit import resample_kernel, separable_from_dense
+from natopt.passes.transitions.registry import Target, rule_for
 from natopt.passes.transitions.state import (
     COMPOSITE_PARTS,
     OP_META,
@@ -41,22 +38,21 @@ from natopt.passes.transitions.state import (
     UnitState,
     dense_weight,
 )
-from natopt.passes.transitions.targets import Target
 
 __all__ = ["REWRITES", "DEPTH_REWRITES", "rewrite_unit"]
 
 
-def _source(state: UnitState) -> str:
+def source_name(state: UnitState) -> str:
     """The source a single replacement node takes, so that the unit keeps its name."""
     main = state.unit.main
     return main.source if main.source and main.meta.get(UNIT_META) is None else state.unit.name
 
 
-def _tags(state: UnitState, op: str, part: str, **extra: Any) -> dict[str, Any]:
+def part_tags(state: UnitState, op: str, part: str, **extra: Any) -> dict[str, Any]:
     return {UNIT_META: state.unit.name, OP_META: op, PART_META: part, **extra}
 
 
-def _add(
+def add_node(
     graph: Graph,
     state: UnitState,
     op: str,
@@ -74,7 +70,7 @@ def _add(
     return node
 
 
-def _with_bias(weights: dict[str, torch.Tensor], bias: torch.Tensor | None) -> dict:
+def with_bias(weights: dict[str, torch.Tensor], bias: torch.Tensor | None) -> dict:
     return weights if bias is None else {**weights, "bias": bias}
 
 
@@ -89,7 +85,11 @@ def _conv(graph: Graph, state: UnitState, target: Target) -> list[Node]:
     }
     new = resample_kernel(weight, state.dilation, k, d)
     x = state.replaced[0].inputs[0]
-    return [_add(graph, state, "Conv", x, attrs, _with_bias({"weight": new}, bias), _source(state))]
+    return [
+        add_node(
+            graph, state, "Conv", x, attrs, with_bias({"weight": new}, bias), source_name(state)
+        )
+    ]
 
 
 def _separable(graph: Graph, state: UnitState, target: Target) -> list[Node]:
@@ -99,7 +99,7 @@ def _separable(graph: Graph, state: UnitState, target: Target) -> list[Node]:
     op = target.entry.op
     first, second = COMPOSITE_PARTS[op]
     dw_attrs = {"stride": state.stride, "padding": target.padding, "dilation": (d, d)}
-    dw = _add(
+    dw = add_node(
         graph,
         state,
         "Conv",
@@ -107,18 +107,18 @@ def _separable(graph: Graph, state: UnitState, target: Target) -> list[Node]:
         {**dw_attrs, "groups": state.c_in},
         {"weight": depthwise},
         f"{state.unit.name}.{first}",
-        _tags(state, op, first, **{"natopt.kernel": k}),
+        part_tags(state, op, first, **{"natopt.kernel": k}),
     )
     pw_attrs = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
-    pw = _add(
+    pw = add_node(
         graph,
         state,
         "Conv",
         dw.output,
         pw_attrs,
-        _with_bias({"weight": pointwise}, bias),
+        with_bias({"weight": pointwise}, bias),
         f"{state.unit.name}.{second}",
-        _tags(state, op, second, **{"natopt.kernel": k}),
+        part_tags(state, op, second, **{"natopt.kernel": k}),
     )
     return [dw, pw]
 
@@ -133,44 +133,7 @@ def _pool(graph: Graph, state: UnitState, target: Target) -> list[Node]:
     op = "MaxPool" if target.entry.op == "max_pool" else "AvgPool"
     if op == "AvgPool":
         attrs["count_include_pad"] = False
-    return [_add(graph, state, op, state.replaced[0].inputs[0], attrs, {}, _source(state))]
-
-
-def _lowrank(graph: Graph, state: UnitState, target: Target) -> list[Node]:
-    weight, bias = dense_weight(state)
-    rank = target.rank or 1
-    reduce_w, expand_w = low_rank_from_dense(weight.reshape(weight.shape[0], -1), rank)
-    first, second = COMPOSITE_PARTS["lowrank"]
-    extra = {"natopt.full_rank": state.full_rank, "natopt.divisor": target.entry.divisor}
-    conv = state.replaced[0].op == "Conv"
-    op = "Conv" if conv else "Linear"
-    reduce_attrs: dict[str, Any] = {}
-    expand_attrs: dict[str, Any] = {}
-    if conv:
-        reduce_w, expand_w = reduce_w[:, :, None, None], expand_w[:, :, None, None]
-        reduce_attrs = {"stride": state.stride, "padding": state.padding, "dilation": (1, 1)}
-        expand_attrs = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1)}
-    reduce = _add(
-        graph,
-        state,
-        op,
-        state.replaced[0].inputs[0],
-        reduce_attrs,
-        {"weight": reduce_w},
-        f"{state.unit.name}.{first}",
-        _tags(state, "lowrank", first, **extra),
-    )
-    expand = _add(
-        graph,
-        state,
-        op,
-        reduce.output,
-        expand_attrs,
-        _with_bias({"weight": expand_w}, bias),
-        f"{state.unit.name}.{second}",
-        _tags(state, "lowrank", second, **extra),
-    )
-    return [reduce, expand]
+    return [add_node(graph, state, op, state.replaced[0].inputs[0], attrs, {}, source_name(state))]
 
 
 REWRITES: dict[str, Callable[[Graph, UnitState, Target], list[Node]]] = {
@@ -179,7 +142,6 @@ REWRITES: dict[str, Callable[[Graph, UnitState, Target], list[Node]]] = {
     "dil_sep_conv": _separable,
     "max_pool": _pool,
     "avg_pool": _pool,
-    "lowrank": _lowrank,
 }
 
 
@@ -209,7 +171,12 @@ def rewrite_unit(graph: Graph, state: UnitState, op: str, target: Target | None)
         DEPTH_REWRITES[op](graph, state)
         return []
     assert target is not None
-    new = REWRITES[op](graph, state, target)
+    rule = rule_for(op)
+    new = (
+        rule.rewrite(graph, state, target)
+        if rule is not None
+        else REWRITES[op](graph, state, target)
+    )
     graph.replace_all_uses(state.replaced[-1].output, new[-1].output)
     for node in reversed(state.replaced):
         graph.remove_node(node)

@@ -1,8 +1,9 @@
-"""Type, kernel and low-rank targets: which op a unit may become, with what geometry and cost.
+"""Type, kernel and width targets: which op a unit may become, with what geometry and cost.
 
 One rule per target op (``TARGET_RULES``, keyed by ``Transition.op``) returns either a
-``Target`` (the replacement's kernel, dilation, padding, rank and its cost) or a reason string
-saying why the transition is invalid. Rules, in the NAT++ two-level order:
+``Target`` (the replacement's kernel, dilation, padding and its cost) or a ``Reason`` saying
+why the transition is invalid. The families already moved to ``rules/`` (low rank) are
+checked by their rule objects (``registry.rule_for``) instead. Rules, in the NAT++ two-level order:
 
 - type level: ``conv -> sep_conv -> dil_sep_conv -> pooling`` (each family may go only to
   itself or below: ``FROM`` lists the families each target accepts); separable targets only
@@ -15,8 +16,6 @@ saying why the transition is invalid. Rules, in the NAT++ two-level order:
   only); invalid when ``p'`` is negative or not an integer (pooling also needs
   ``p' <= k'//2``). Dilation: ``conv``/``sep_conv`` keep the unit's base dilation ``d₀``,
   ``dil_sep_conv`` uses ``2·d₀``, pooling 1.
-- low rank: from ``linear``, a dense 1x1 ``conv`` or a ``lowrank`` unit with a smaller
-  divisor; ``rank = full_rank // divisor >= 1``.
 - width: the unit must lead a prunable channel group (``state.group``, from
   ``natopt.passes.width``); the kept count is ``fraction·C`` rounded up to the device's
   channel block; invalid when it is not below ``C`` or equals what a larger fraction keeps,
@@ -27,21 +26,21 @@ saying why the transition is invalid. Rules, in the NAT++ two-level order:
   and output positions) are both at most the replaced op's, and (MACs, params) strictly
   smaller lexicographically.
 
-Costs (P output positions, bias b = 1 when the replaced op had one, r rank):
+Costs (P output positions, bias b = 1 when the replaced op had one):
 conv ``P·O·(I/g)·k'²`` MACs, ``O·(I/g)·k'² + b·O`` params; separable ``P·(I·k'² + I·O)``,
-``I·k'² + I·O + b·O``; pooling 0, 0; low rank ``P·r·(I + O)``, ``r·(I + O) + b·O``.
+``I·k'² + I·O + b·O``; pooling 0, 0.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from natopt.ir import Cost
+from natopt.passes.transitions.registry import Reason, Target, Transition, cheaper, priced
 from natopt.passes.transitions.state import UnitState
-from natopt.passes.transitions.vocabulary import VOCABULARY, Transition
+from natopt.passes.transitions.vocabulary import VOCABULARY
 
-__all__ = ["Target", "TARGET_RULES", "FROM", "target_for", "cheaper"]
+__all__ = ["TARGET_RULES", "FROM", "target_for"]
 
 FROM: dict[str, frozenset[str]] = {
     "conv": frozenset({"conv"}),
@@ -49,171 +48,128 @@ FROM: dict[str, frozenset[str]] = {
     "dil_sep_conv": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
     "max_pool": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
     "avg_pool": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
-    "lowrank": frozenset({"conv", "linear", "lowrank"}),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A valid type/kernel/low-rank target of one unit, ready for ``rewrite``."""
-
-    entry: Transition
-    cost: Cost
-    kernel: int | None = None
-    dilation: int = 1
-    padding: tuple[int, ...] = ()
-    rank: int | None = None
-    channels: int | None = None
-
-
-def cheaper(target: Cost, current: Cost) -> bool:
-    """No more MACs and no more parameters, and strictly less in (MACs, params) order."""
-    return (
-        target.macs <= current.macs
-        and target.params <= current.params
-        and (target.macs, target.params) < (current.macs, current.params)
-    )
 
 
 def _base_dilation(state: UnitState) -> int:
     return state.dilation // 2 if state.family == "dil_sep_conv" else state.dilation
 
 
-def _padding(state: UnitState, kernel: int, dilation: int) -> tuple[int, ...] | str:
+def _padding(state: UnitState, kernel: int, dilation: int) -> tuple[int, ...] | Reason:
     twice = state.dilation * (state.kernel - 1) - dilation * (kernel - 1)  # type: ignore[operator]
     if twice % 2:
-        return f"padding cannot keep the output size (kernel {kernel}, dilation {dilation})"
+        return Reason(f"padding cannot keep the output size (kernel {kernel}, dilation {dilation})")
     padding = tuple(p - twice // 2 for p in state.padding)
     if min(padding) < 0:
-        return f"the unit's padding {state.padding} is too small for kernel {kernel}"
+        return Reason(f"the unit's padding {state.padding} is too small for kernel {kernel}")
     return padding
 
 
-def _kernel_check(state: UnitState, entry: Transition, kernel_level: bool) -> str | None:
+def _kernel_check(state: UnitState, entry: Transition, kernel_level: bool) -> Reason | None:
     if state.family not in FROM[entry.op]:
-        return f"a {state.family} unit cannot become {entry.op}"
+        return Reason(f"a {state.family} unit cannot become {entry.op}")
     if state.kernel is None:
-        return "the unit is not a 2-D convolution with a square odd kernel"
+        return Reason("the unit is not a 2-D convolution with a square odd kernel")
     k = entry.kernel or 0
     if k > state.kernel:
-        return f"kernel {k} is larger than the unit's {state.kernel}"
+        return Reason(f"kernel {k} is larger than the unit's {state.kernel}")
     if k == state.kernel and state.family == entry.op:
-        return "the same op with the same kernel is 'keep'"
+        return Reason("the same op with the same kernel is 'keep'")
     if k < state.kernel and state.family != entry.op and not kernel_level:
-        return "a kernel change needs the 'kernel' level in the vocabulary"
+        return Reason("a kernel change needs the 'kernel' level in the vocabulary")
     return None
 
 
-def _priced(state: UnitState, target: Target) -> Target | str:
-    if not cheaper(target.cost, state.cost):
-        return (
-            f"{target.entry.name} costs {target.cost.macs} MACs / {target.cost.params} params, "
-            f"not below the unit's {state.cost.macs} / {state.cost.params}"
-        )
-    return target
-
-
-def _conv(state: UnitState, entry: Transition, kernel_level: bool) -> Target | str:
+def _conv(state: UnitState, entry: Transition, kernel_level: bool) -> Target | Reason:
     reason = _kernel_check(state, entry, kernel_level)
     if reason:
         return reason
     k = entry.kernel or 1
     padding = _padding(state, k, state.dilation)
-    if isinstance(padding, str):
+    if isinstance(padding, Reason):
         return padding
     weights = state.c_out * (state.c_in // state.groups) * k * k
     cost = Cost(weights + state.bias * state.c_out, state.positions * weights)
-    return _priced(state, Target(entry, cost, k, state.dilation, padding))
+    return priced(state, Target(entry, cost, k, state.dilation, padding))
 
 
-def _separable(state: UnitState, entry: Transition, kernel_level: bool) -> Target | str:
+def _separable(state: UnitState, entry: Transition, kernel_level: bool) -> Target | Reason:
     reason = _kernel_check(state, entry, kernel_level)
     if reason:
         return reason
     if state.groups != 1:
-        return f"separable targets need a dense conv (groups 1), the unit has groups {state.groups}"
+        return Reason(
+            f"separable targets need a dense conv (groups 1), the unit has groups {state.groups}"
+        )
     k = entry.kernel or 1
     dilation = _base_dilation(state) * (2 if entry.op == "dil_sep_conv" else 1)
     padding = _padding(state, k, dilation)
-    if isinstance(padding, str):
+    if isinstance(padding, Reason):
         return padding
     per_position = state.c_in * k * k + state.c_in * state.c_out
     cost = Cost(per_position + state.bias * state.c_out, state.positions * per_position)
-    return _priced(state, Target(entry, cost, k, dilation, padding))
+    return priced(state, Target(entry, cost, k, dilation, padding))
 
 
-def _pool(state: UnitState, entry: Transition, kernel_level: bool) -> Target | str:
+def _pool(state: UnitState, entry: Transition, kernel_level: bool) -> Target | Reason:
     reason = _kernel_check(state, entry, kernel_level)
     if reason:
         return reason
     if state.c_in != state.c_out:
-        return f"pooling keeps channels, the unit maps {state.c_in} to {state.c_out}"
+        return Reason(f"pooling keeps channels, the unit maps {state.c_in} to {state.c_out}")
     k = entry.kernel or 1
     padding = _padding(state, k, 1)
-    if isinstance(padding, str):
+    if isinstance(padding, Reason):
         return padding
     if max(padding) > k // 2:
-        return f"pooling padding {padding} exceeds half the kernel {k}"
-    return _priced(state, Target(entry, Cost(), k, 1, padding))
-
-
-def _lowrank(state: UnitState, entry: Transition, kernel_level: bool) -> Target | str:
-    if state.family not in FROM["lowrank"] or state.full_rank is None:
-        return "low rank needs a linear, a dense 1x1 conv or a low-rank unit"
-    divisor = entry.divisor or 1
-    if divisor <= state.divisor:
-        return f"the unit already has rank full/{state.divisor}"
-    rank = state.full_rank // divisor
-    if rank < 1:
-        return f"rank {state.full_rank}//{divisor} is 0"
-    per_position = rank * (state.c_in + state.c_out)
-    cost = Cost(per_position + state.bias * state.c_out, state.positions * per_position)
-    return _priced(state, Target(entry, cost, padding=state.padding, rank=rank))
+        return Reason(f"pooling padding {padding} exceeds half the kernel {k}")
+    return priced(state, Target(entry, Cost(), k, 1, padding))
 
 
 _WIDTHS = tuple(e for e in VOCABULARY if e.op == "width")
 
 
-def _width(state: UnitState, entry: Transition, kernel_level: bool) -> Target | str:
+def _width(state: UnitState, entry: Transition, kernel_level: bool) -> Target | Reason:
     group = state.group
     if group is None:
-        return f"width needs a unit leading a prunable channel group; {state.group_reason}"
+        return Reason(f"width needs a unit leading a prunable channel group; {state.group_reason}")
     fraction = entry.fraction or 1.0
     kept = group.kept(fraction)
     if kept >= group.channels:
-        return f"{entry.name} of {group.channels} channels rounds up to {kept}: none removed"
+        return Reason(
+            f"{entry.name} of {group.channels} channels rounds up to {kept}: none removed"
+        )
     same = [
         wider.name
         for wider in _WIDTHS
         if (wider.fraction or 1.0) > fraction and group.kept(wider.fraction or 1.0) == kept
     ]
     if same:
-        return f"{entry.name} keeps the same {kept} channels as {same[0]}"
+        return Reason(f"{entry.name} keeps the same {kept} channels as {same[0]}")
     changes = group.costs(kept)
     before = sum((b for b, _ in changes.values()), Cost())
     after = sum((a for _, a in changes.values()), Cost())
     if not cheaper(after, before):
-        return f"{entry.name} does not lower the cost of the group's layers"
+        return Reason(f"{entry.name} does not lower the cost of the group's layers")
     marginal = Cost(
         state.cost.params - before.params + after.params, state.cost.macs - before.macs + after.macs
     )
     return Target(entry, marginal, channels=kept)
 
 
-TARGET_RULES: dict[str, Callable[[UnitState, Transition, bool], Target | str]] = {
+TARGET_RULES: dict[str, Callable[[UnitState, Transition, bool], Target | Reason]] = {
     "conv": _conv,
     "sep_conv": _separable,
     "dil_sep_conv": _separable,
     "max_pool": _pool,
     "avg_pool": _pool,
-    "lowrank": _lowrank,
     "width": _width,
 }
 
 
-def target_for(state: UnitState, entry: Transition, kernel_level: bool = True) -> Target | str:
+def target_for(state: UnitState, entry: Transition, kernel_level: bool = True) -> Target | Reason:
     """The target ``entry`` gives ``state``'s unit, or why it is invalid."""
     rule = TARGET_RULES.get(entry.op)
     if rule is None:
-        return f"{entry.op} is not a type, kernel, low-rank or width transition"
+        return Reason(f"{entry.op} is not a type, kernel, low-rank or width transition")
     return rule(state, entry, kernel_level)

@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from natopt.passes.transitions.registry import LEVELS, Transition
+
 __all__ = [
     "LEVELS",
     "Transition",
@@ -36,31 +38,6 @@ __all__ = [
     "SPACES",
     "vocabulary_for",
 ]
-
-LEVELS = ("depth", "type", "kernel", "lowrank", "width")
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """One vocabulary entry.
-
-    ``op`` is what the unit becomes ("keep", "skip", "null", "conv", "sep_conv",
-    "dil_sep_conv", "max_pool", "avg_pool", "lowrank", "width"); ``kernel`` the target kernel
-    size per spatial dim (conv-like and pooling targets); ``divisor`` the reduction of a
-    dimension (the rank for "lowrank": full rank // divisor); ``fraction`` the share of output
-    channels a "width" entry keeps (before rounding).
-    """
-
-    name: str
-    level: str
-    op: str
-    kernel: int | None = None
-    divisor: int | None = None
-    fraction: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.level not in LEVELS:
-            raise ValueError(f"Transition {self.name}: level {self.level!r} not in {LEVELS}")
 
 
 def _entries() -> tuple[Transition, ...]:
