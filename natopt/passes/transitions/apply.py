@@ -40,7 +40,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 
 from natopt.errors import PlanError
@@ -52,15 +51,13 @@ from natopt.passes.remove_identity import RemoveIdentityPass
 from natopt.passes.transitions.inherit import relative_error
 from natopt.passes.transitions.mask import MaskContext
 from natopt.passes.transitions.plan import Plan
-from natopt.passes.transitions.registry import Reason, Target, rule_for
+from natopt.passes.transitions.registry import Reason, Target, TransitionRule, rule_for
 from natopt.passes.transitions.rewrite import rewrite_unit
 from natopt.passes.transitions.state import UnitState, transition_units
 from natopt.passes.transitions.vocabulary import VOCABULARY, Vocabulary
 from natopt.passes.width import WidthOptions, WidthResult, apply_width
 
 __all__ = ["apply_plan", "ApplyReport"]
-
-_DEPTH_OVERRIDES = frozenset({"skip", "null"})
 
 
 @dataclass(slots=True)
@@ -79,9 +76,14 @@ class ApplyReport:
 class _Step:
     state: UnitState
     op: str
-    target: Target | None
+    target: Target
     position: int
     new: list[Node] = field(default_factory=list)
+
+
+def _rule(op: str) -> TransitionRule:
+    """The rule of ``op``; the families still in ``TARGET_RULES`` build nodes and override none."""
+    return rule_for(op) or TransitionRule()
 
 
 def _checked_steps(
@@ -118,7 +120,7 @@ def _checked_steps(
         if entry.op != "keep":
             producer = unit.output.producer
             at = position[producer] if producer is not None else -1
-            steps.append(_Step(state, entry.op, found if isinstance(found, Target) else None, at))
+            steps.append(_Step(state, entry.op, found, at))
     return steps, ctx
 
 
@@ -129,7 +131,7 @@ def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
     such branch is named in ``report.overridden``.
     """
     winners = sorted(
-        (s for s in steps if s.state.unit.kind == "branch" and s.op in _DEPTH_OVERRIDES),
+        (s for s in steps if s.state.unit.kind == "branch" and _rule(s.op).overrides_nested),
         key=lambda s: -len(s.state.unit.nodes),
     )
     members = [set(w.state.unit.nodes) for w in winners]
@@ -153,7 +155,7 @@ def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
 
 def _value_names(step: _Step) -> tuple[str, str]:
     """(input, reference output) value names of what the step replaces."""
-    if step.target is None:
+    if not _rule(step.op).builds:
         return step.state.unit.input.name, step.state.unit.output.name
     replaced = step.state.replaced
     first = replaced[0].inputs[0]
@@ -175,12 +177,12 @@ def _calibrate(
         x_name, y_name = _value_names(step)
         x, y = narrowed.view(x_name, seen[x_name]), narrowed.view(y_name, seen[y_name])
         name = step.state.unit.name
-        if step.target is None:
-            approx = x if step.op == "skip" else torch.zeros_like(y)
+        rule = rule_for(step.op)
+        if rule is not None and not rule.builds:
+            approx = rule.rewired(x, y)
             report.errors[name] = report.inherited_errors[name] = relative_error(approx, y)
             continue
         report.inherited_errors[name] = relative_error(run_chain(step.new, x), y)
-        rule = rule_for(step.op)
         if rule is not None:
             rule.refit(step.new, x, y, alpha)
         elif step.op in REFITS:
@@ -230,7 +232,7 @@ def _recheck(
             continue
         producer = state.unit.output.producer
         at = position[producer] if producer is not None else -1
-        kept.append(_Step(state, step.op, found if isinstance(found, Target) else None, at))
+        kept.append(_Step(state, step.op, found, at))
     return kept
 
 

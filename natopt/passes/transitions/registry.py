@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from natopt.passes.transitions.mask import MaskContext
     from natopt.passes.transitions.state import UnitState
+    from natopt.passes.units import Unit
 
 __all__ = [
     "LEVELS",
@@ -41,6 +42,7 @@ __all__ = [
     "cheaper",
     "register",
     "rule_for",
+    "rules",
     "family_rule",
 ]
 
@@ -114,11 +116,27 @@ def priced(state: UnitState, target: Target) -> Target | Reason:
 
 
 class TransitionRule:
-    """One transition family (see the module docstring); subclasses set the class fields."""
+    """One transition family (see the module docstring); subclasses set the class fields.
+
+    ``entries``: its vocabulary entries, placed by ``order``; ``builds``: the rewrite creates
+    nodes (False for keep, skip and null, which only rewire: no new op to time, and their
+    error is measured on the whole unit, ``rewired``); ``overrides_nested``: taken by a
+    residual branch, it wins over the units inside it; ``frees_inputs``: it also leaves the
+    unit's input unread (null), which breaks a tie in cost.
+    """
 
     ops: ClassVar[tuple[str, ...]] = ()
+    entries: ClassVar[tuple[Transition, ...]] = ()
+    order: ClassVar[int] = 0
     family: ClassVar[str | None] = None
     parts: ClassVar[tuple[str, str] | None] = None
+    builds: ClassVar[bool] = True
+    overrides_nested: ClassVar[bool] = False
+    frees_inputs: ClassVar[bool] = False
+
+    def context(self, graph: Graph, units: Sequence[Unit]) -> object:
+        """Graph-level facts ``check`` reads through ``MaskContext.facts`` (default none)."""
+        return None
 
     def check(
         self, state: UnitState, entry: Transition, ctx: MaskContext, kernel_level: bool
@@ -127,6 +145,10 @@ class TransitionRule:
 
     def rewrite(self, graph: Graph, state: UnitState, target: Target) -> list[Node]:
         raise NotImplementedError(f"{type(self).__name__}.rewrite")
+
+    def rewired(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """A rule that ``builds`` nothing: the unit's new output given its input ``x``."""
+        raise NotImplementedError(f"{type(self).__name__}.rewired")
 
     def refit(self, nodes: Sequence[Node], x: torch.Tensor, y: torch.Tensor, alpha: float) -> None:
         """Refit the new ``nodes`` so that they map ``x`` to ``y`` (default: no weights)."""
@@ -156,6 +178,12 @@ def register(cls: R) -> R:
     if cls.family is not None:
         _FAMILIES[cls.family] = rule
     return cls
+
+
+def rules() -> list[TransitionRule]:
+    """Every registered rule, in vocabulary ``order``."""
+    _load()
+    return sorted(dict.fromkeys(_RULES.values()), key=lambda rule: rule.order)
 
 
 def rule_for(op: str) -> TransitionRule | None:

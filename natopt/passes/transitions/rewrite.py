@@ -1,4 +1,7 @@
-"""One rewrite per transition op, table-driven (``REWRITES``, ``DEPTH_REWRITES``).
+"""Rewriting a unit: ``rewrite_unit`` and the helpers every rule's rewrite builds with.
+
+The rules under ``rules/`` (low rank, keep, skip, null) build their own replacement; the
+families below are still rewritten from the ``REWRITES`` table.
 
 Main-op rewrites replace the nodes ``state.replaced`` (the conv, the linear, or both halves of
 a separable / low-rank pair) by new nodes inserted in their place; the unit's trailing norm
@@ -9,15 +12,9 @@ and activation chain stay. Weights are inherited (``inherit``) from the unit's d
 - ``sep_conv``  ``Conv_k(x; W, b)      -> Conv_1x1(Conv_k'(x; D, groups=C_in); P, b)`` with
   ``D, P = separable_from_dense(resample(W))``; ``dil_sep_conv`` the same with dilation 2·d₀
 - ``max_pool`` / ``avg_pool``  ``Conv_k(x) -> Pool_k'(x)`` (avg: ``count_include_pad=False``)
-- ``lowrank``   ``Linear(x; W, b)      -> Linear(Linear(x; A); B, b)`` with ``B @ A`` the
-  truncated SVD of ``W`` (two 1x1 convs for a 1x1 conv; stride/padding on the first)
 
 Stride is kept and padding is the target's (output shape unchanged). New nodes are tagged in
 ``meta`` (``state`` module docstring) so the result is recognised as the same unit.
-
-Depth rewrites: ``skip``: every use of the unit's output reads its input instead; ``null``:
-every Add reading the unit's output is replaced by its other operand (``x + 0 = x``). The unit's
-nodes are left for dead-code removal.
 """
 
 from __future__ import annotations
@@ -39,7 +36,7 @@ from natopt.passes.transitions.state import (
     dense_weight,
 )
 
-__all__ = ["REWRITES", "DEPTH_REWRITES", "rewrite_unit"]
+__all__ = ["REWRITES", "rewrite_unit"]
 
 
 def source_name(state: UnitState) -> str:
@@ -145,33 +142,15 @@ REWRITES: dict[str, Callable[[Graph, UnitState, Target], list[Node]]] = {
 }
 
 
-def _skip(graph: Graph, state: UnitState) -> None:
-    graph.replace_all_uses(state.unit.output, state.unit.input)
-
-
-def _null(graph: Graph, state: UnitState) -> None:
-    for add, index in list(state.unit.output.uses):
-        other = add.inputs[1 - index]
-        assert other is not None  # guaranteed by the mask's null rule
-        graph.replace_all_uses(add.output, other)
-
-
-DEPTH_REWRITES: dict[str, Callable[[Graph, UnitState], None]] = {"skip": _skip, "null": _null}
-
-
-def rewrite_unit(graph: Graph, state: UnitState, op: str, target: Target | None) -> list[Node]:
+def rewrite_unit(graph: Graph, state: UnitState, op: str, target: Target) -> list[Node]:
     """Apply transition ``op`` to ``state``'s unit in ``graph``; returns the new nodes.
 
-    Preconditions: the transition passed the mask's rules (``target`` given for main-op
-    rewrites). Replaced nodes are removed here; depth rewrites leave dead nodes behind.
+    Preconditions: ``target`` is what the rule's check returned. Replaced nodes are removed
+    here; rules that build nothing (keep, skip, null) leave dead nodes behind.
     """
-    if op == "keep":
-        return []
-    if op in DEPTH_REWRITES:
-        DEPTH_REWRITES[op](graph, state)
-        return []
-    assert target is not None
     rule = rule_for(op)
+    if rule is not None and not rule.builds:
+        return rule.rewrite(graph, state, target)
     new = (
         rule.rewrite(graph, state, target)
         if rule is not None
