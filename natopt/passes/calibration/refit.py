@@ -140,7 +140,6 @@ def refit_last(nodes: Sequence[Node], x: Tensor, y: Tensor, alpha: float) -> Non
 
 
 REFITS: dict[str, Callable[[Sequence[Node], Tensor, Tensor, float], None]] = {
-    "conv": refit_conv,
     "sep_conv": refit_last,
     "dil_sep_conv": refit_last,
 }

@@ -4,10 +4,10 @@
 matrix with the unit list and the vocabulary, and keeps what each check returned
 (``TransitionMask.targets``: a ``Target`` with its cost, or the ``Reason`` it is invalid).
 ``MaskContext.check`` asks the rule of each entry's op (``registry.rule_for``, one file per
-family under ``rules/``: keep, skip, null, low rank; their docstrings state the conditions)
+family under ``rules/``; their docstrings state the conditions)
 and, for the families not yet moved there, ``targets.TARGET_RULES``:
 
-- type, kernel, width: ``targets.target_for`` (shapes, groups, strides, padding,
+- type, width: ``targets.target_for`` (shapes, groups, strides, padding,
   cost). Width needs the unit's channel group: when the vocabulary has the width level the
   context computes the graph's channel groups once (``natopt.passes.width.channel_groups``)
   and ``MaskContext.state`` gives each unit's state its group. Graph-level facts a rule needs

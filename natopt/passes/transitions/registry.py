@@ -118,7 +118,8 @@ def priced(state: UnitState, target: Target) -> Target | Reason:
 class TransitionRule:
     """One transition family (see the module docstring); subclasses set the class fields.
 
-    ``entries``: its vocabulary entries, placed by ``order``; ``builds``: the rewrite creates
+    ``entries``: its vocabulary entries, placed by ``order``; ``accepts``: the unit families
+    (``UnitState.family``) a family-changing rule starts from; ``builds``: the rewrite creates
     nodes (False for keep, skip and null, which only rewire: no new op to time, and their
     error is measured on the whole unit, ``rewired``); ``overrides_nested``: taken by a
     residual branch, it wins over the units inside it; ``frees_inputs``: it also leaves the
@@ -128,6 +129,7 @@ class TransitionRule:
     ops: ClassVar[tuple[str, ...]] = ()
     entries: ClassVar[tuple[Transition, ...]] = ()
     order: ClassVar[int] = 0
+    accepts: ClassVar[frozenset[str]] = frozenset()
     family: ClassVar[str | None] = None
     parts: ClassVar[tuple[str, str] | None] = None
     builds: ClassVar[bool] = True

@@ -1,14 +1,13 @@
 """Rewriting a unit: ``rewrite_unit`` and the helpers every rule's rewrite builds with.
 
-The rules under ``rules/`` (low rank, keep, skip, null) build their own replacement; the
-families below are still rewritten from the ``REWRITES`` table.
+The rules under ``rules/`` build their own replacement; the families below are still
+rewritten from the ``REWRITES`` table.
 
 Main-op rewrites replace the nodes ``state.replaced`` (the conv, the linear, or both halves of
 a separable / low-rank pair) by new nodes inserted in their place; the unit's trailing norm
 and activation chain stay. Weights are inherited (``inherit``) from the unit's dense kernel
 ``W`` (``state.dense_weight``), bias kept on the last new node:
 
-- ``conv``      ``Conv_k(x; W, b)      -> Conv_k'(x; centre(W), b)`` (groups kept)
 - ``sep_conv``  ``Conv_k(x; W, b)      -> Conv_1x1(Conv_k'(x; D, groups=C_in); P, b)`` with
   ``D, P = separable_from_dense(resample(W))``; ``dil_sep_conv`` the same with dilation 2·d₀
 - ``max_pool`` / ``avg_pool``  ``Conv_k(x) -> Pool_k'(x)`` (avg: ``count_include_pad=False``)
@@ -71,24 +70,6 @@ def with_bias(weights: dict[str, torch.Tensor], bias: torch.Tensor | None) -> di
     return weights if bias is None else {**weights, "bias": bias}
 
 
-def _conv(graph: Graph, state: UnitState, target: Target) -> list[Node]:
-    weight, bias = dense_weight(state)
-    k, d = target.kernel or 1, target.dilation
-    attrs = {
-        "stride": state.stride,
-        "padding": target.padding,
-        "dilation": (d, d),
-        "groups": state.groups,
-    }
-    new = resample_kernel(weight, state.dilation, k, d)
-    x = state.replaced[0].inputs[0]
-    return [
-        add_node(
-            graph, state, "Conv", x, attrs, with_bias({"weight": new}, bias), source_name(state)
-        )
-    ]
-
-
 def _separable(graph: Graph, state: UnitState, target: Target) -> list[Node]:
     weight, bias = dense_weight(state)
     k, d = target.kernel or 1, target.dilation
@@ -134,7 +115,6 @@ def _pool(graph: Graph, state: UnitState, target: Target) -> list[Node]:
 
 
 REWRITES: dict[str, Callable[[Graph, UnitState, Target], list[Node]]] = {
-    "conv": _conv,
     "sep_conv": _separable,
     "dil_sep_conv": _separable,
     "max_pool": _pool,

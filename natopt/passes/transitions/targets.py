@@ -2,8 +2,9 @@
 
 One rule per target op (``TARGET_RULES``, keyed by ``Transition.op``) returns either a
 ``Target`` (the replacement's kernel, dilation, padding and its cost) or a ``Reason`` saying
-why the transition is invalid. The families already moved to ``rules/`` (low rank) are
-checked by their rule objects (``registry.rule_for``) instead. Rules, in the NAT++ two-level order:
+why the transition is invalid. The families already moved to ``rules/`` are checked by
+their rule objects (``registry.rule_for``) instead; the shared kernel and padding arithmetic
+is in ``geometry``. Rules, in the NAT++ two-level order:
 
 - type level: ``conv -> sep_conv -> dil_sep_conv -> pooling`` (each family may go only to
   itself or below: ``FROM`` lists the families each target accepts); separable targets only
@@ -27,8 +28,7 @@ checked by their rule objects (``registry.rule_for``) instead. Rules, in the NAT
   smaller lexicographically.
 
 Costs (P output positions, bias b = 1 when the replaced op had one):
-conv ``P·O·(I/g)·k'²`` MACs, ``O·(I/g)·k'² + b·O`` params; separable ``P·(I·k'² + I·O)``,
-``I·k'² + I·O + b·O``; pooling 0, 0.
+separable ``P·(I·k'² + I·O)``, ``I·k'² + I·O + b·O``; pooling 0, 0.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from natopt.ir import Cost
+from natopt.passes.transitions.geometry import kernel_check, output_padding
 from natopt.passes.transitions.registry import Reason, Target, Transition, cheaper, priced
 from natopt.passes.transitions.state import UnitState
 from natopt.passes.transitions.vocabulary import VOCABULARY
@@ -43,7 +44,6 @@ from natopt.passes.transitions.vocabulary import VOCABULARY
 __all__ = ["TARGET_RULES", "FROM", "target_for"]
 
 FROM: dict[str, frozenset[str]] = {
-    "conv": frozenset({"conv"}),
     "sep_conv": frozenset({"conv", "sep_conv"}),
     "dil_sep_conv": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
     "max_pool": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
@@ -55,46 +55,8 @@ def _base_dilation(state: UnitState) -> int:
     return state.dilation // 2 if state.family == "dil_sep_conv" else state.dilation
 
 
-def _padding(state: UnitState, kernel: int, dilation: int) -> tuple[int, ...] | Reason:
-    twice = state.dilation * (state.kernel - 1) - dilation * (kernel - 1)  # type: ignore[operator]
-    if twice % 2:
-        return Reason(f"padding cannot keep the output size (kernel {kernel}, dilation {dilation})")
-    padding = tuple(p - twice // 2 for p in state.padding)
-    if min(padding) < 0:
-        return Reason(f"the unit's padding {state.padding} is too small for kernel {kernel}")
-    return padding
-
-
-def _kernel_check(state: UnitState, entry: Transition, kernel_level: bool) -> Reason | None:
-    if state.family not in FROM[entry.op]:
-        return Reason(f"a {state.family} unit cannot become {entry.op}")
-    if state.kernel is None:
-        return Reason("the unit is not a 2-D convolution with a square odd kernel")
-    k = entry.kernel or 0
-    if k > state.kernel:
-        return Reason(f"kernel {k} is larger than the unit's {state.kernel}")
-    if k == state.kernel and state.family == entry.op:
-        return Reason("the same op with the same kernel is 'keep'")
-    if k < state.kernel and state.family != entry.op and not kernel_level:
-        return Reason("a kernel change needs the 'kernel' level in the vocabulary")
-    return None
-
-
-def _conv(state: UnitState, entry: Transition, kernel_level: bool) -> Target | Reason:
-    reason = _kernel_check(state, entry, kernel_level)
-    if reason:
-        return reason
-    k = entry.kernel or 1
-    padding = _padding(state, k, state.dilation)
-    if isinstance(padding, Reason):
-        return padding
-    weights = state.c_out * (state.c_in // state.groups) * k * k
-    cost = Cost(weights + state.bias * state.c_out, state.positions * weights)
-    return priced(state, Target(entry, cost, k, state.dilation, padding))
-
-
 def _separable(state: UnitState, entry: Transition, kernel_level: bool) -> Target | Reason:
-    reason = _kernel_check(state, entry, kernel_level)
+    reason = kernel_check(state, entry, FROM[entry.op], kernel_level)
     if reason:
         return reason
     if state.groups != 1:
@@ -103,7 +65,7 @@ def _separable(state: UnitState, entry: Transition, kernel_level: bool) -> Targe
         )
     k = entry.kernel or 1
     dilation = _base_dilation(state) * (2 if entry.op == "dil_sep_conv" else 1)
-    padding = _padding(state, k, dilation)
+    padding = output_padding(state, k, dilation)
     if isinstance(padding, Reason):
         return padding
     per_position = state.c_in * k * k + state.c_in * state.c_out
@@ -112,13 +74,13 @@ def _separable(state: UnitState, entry: Transition, kernel_level: bool) -> Targe
 
 
 def _pool(state: UnitState, entry: Transition, kernel_level: bool) -> Target | Reason:
-    reason = _kernel_check(state, entry, kernel_level)
+    reason = kernel_check(state, entry, FROM[entry.op], kernel_level)
     if reason:
         return reason
     if state.c_in != state.c_out:
         return Reason(f"pooling keeps channels, the unit maps {state.c_in} to {state.c_out}")
     k = entry.kernel or 1
-    padding = _padding(state, k, 1)
+    padding = output_padding(state, k, 1)
     if isinstance(padding, Reason):
         return padding
     if max(padding) > k // 2:
@@ -158,7 +120,6 @@ def _width(state: UnitState, entry: Transition, kernel_level: bool) -> Target | 
 
 
 TARGET_RULES: dict[str, Callable[[UnitState, Transition, bool], Target | Reason]] = {
-    "conv": _conv,
     "sep_conv": _separable,
     "dil_sep_conv": _separable,
     "max_pool": _pool,

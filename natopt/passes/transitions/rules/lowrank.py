@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LowRankRule"]
 
-_FROM = frozenset({"conv", "linear", "lowrank"})
-
 
 @register
 class LowRankRule(TransitionRule):
@@ -49,11 +47,16 @@ class LowRankRule(TransitionRule):
     ops = ("lowrank",)
     family = "lowrank"
     parts = ("reduce", "expand")
+    entries = tuple(
+        Transition(f"lowrank_1_{d}", "lowrank", "lowrank", divisor=d) for d in (2, 4, 8)
+    )
+    order = 70
+    accepts = frozenset({"conv", "linear", "lowrank"})
 
     def check(
         self, state: UnitState, entry: Transition, ctx: MaskContext, kernel_level: bool
     ) -> Target | Reason:
-        if state.family not in _FROM or state.full_rank is None:
+        if state.family not in self.accepts or state.full_rank is None:
             return Reason("low rank needs a linear, a dense 1x1 conv or a low-rank unit")
         divisor = entry.divisor or 1
         if divisor <= state.divisor:
