@@ -5,17 +5,16 @@ squares fit on calibration features pulled towards the inherited weights ``W₀`
 under-determined fit stays at the inheritance), ``λ = alpha · mean(diag(AᵀA))``; batched over
 a leading group axis; solved in float64.
 
-Refits (``REFITS``, keyed by the target op) use the replaced op's input ``X`` and its original
-output ``Y`` (the unit's pre-activation output: the trailing norm/activation is not part of
-the fit; both from ``capture``) and solve a ridge least squares pulled towards the inherited
-weights, on at most ``MAX_ROWS`` rows (evenly spaced positions):
+The two refits take the replaced op's input ``X`` and its original output ``Y`` (the unit's
+pre-activation output: the trailing norm/activation is not part of the fit; both from
+``capture``) and solve a ridge least squares pulled towards the inherited weights, on at
+most ``MAX_ROWS`` rows (evenly spaced positions); each transition rule
+(``natopt.passes.transitions.rules``) says which one its replacement takes:
 
-- ``conv`` (smaller kernel): the whole new kernel and its bias, per group, on the im2col
-  patches of ``X`` with the new kernel, dilation, padding and stride;
-- ``sep_conv`` / ``dil_sep_conv``: the pointwise 1x1 conv and its bias, on the depthwise
-  conv's output (the depthwise kernel stays as inherited);
-- ``lowrank``: the second factor and its bias, on the first factor's output;
-- pooling has no weights: nothing is refit.
+- ``refit_conv``: one Conv, the whole kernel and its bias, per group, on the im2col patches
+  of ``X`` with the conv's kernel, dilation, padding and stride (a smaller kernel);
+- ``refit_last``: the last node of a chain and its bias, on what the others make of ``X``
+  (the pointwise half of a separable pair, the second factor of a low-rank pair).
 
 ``LAYER_REFITS`` (keyed by op) refits one layer whose input channels were pruned (width):
 a Conv as a smaller-kernel conv is refit, a Linear as the second half of a low-rank pair.
@@ -41,7 +40,6 @@ __all__ = [
     "solve_each",
     "refit_conv",
     "refit_last",
-    "REFITS",
     "LAYER_REFITS",
     "MAX_ROWS",
 ]
@@ -139,10 +137,6 @@ def refit_last(nodes: Sequence[Node], x: Tensor, y: Tensor, alpha: float) -> Non
         last.weights["bias"] = fitted[m].contiguous()
 
 
-REFITS: dict[str, Callable[[Sequence[Node], Tensor, Tensor, float], None]] = {
-    "sep_conv": refit_last,
-    "dil_sep_conv": refit_last,
-}
 LAYER_REFITS: dict[str, Callable[[Sequence[Node], Tensor, Tensor, float], None]] = {
     "Conv": refit_conv,
     "Linear": refit_last,

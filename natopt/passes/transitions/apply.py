@@ -45,7 +45,7 @@ from torch import Tensor
 from natopt.errors import PlanError
 from natopt.ir import Graph, Node, verify
 from natopt.passes.base import PassContext, PassManager
-from natopt.passes.calibration import REFITS, ActivationCache, run_chain
+from natopt.passes.calibration import ActivationCache, run_chain
 from natopt.passes.dead_code import DeadCodePass
 from natopt.passes.remove_identity import RemoveIdentityPass
 from natopt.passes.transitions.inherit import relative_error
@@ -185,8 +185,6 @@ def _calibrate(
         report.inherited_errors[name] = relative_error(run_chain(step.new, x), y)
         if rule is not None:
             rule.refit(step.new, x, y, alpha)
-        elif step.op in REFITS:
-            REFITS[step.op](step.new, x, y, alpha)
         report.errors[name] = relative_error(run_chain(step.new, x), y)
 
 

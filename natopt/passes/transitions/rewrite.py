@@ -8,8 +8,6 @@ a separable / low-rank pair) by new nodes inserted in their place; the unit's tr
 and activation chain stay. Weights are inherited (``inherit``) from the unit's dense kernel
 ``W`` (``state.dense_weight``), bias kept on the last new node:
 
-- ``sep_conv``  ``Conv_k(x; W, b)      -> Conv_1x1(Conv_k'(x; D, groups=C_in); P, b)`` with
-  ``D, P = separable_from_dense(resample(W))``; ``dil_sep_conv`` the same with dilation 2·d₀
 - ``max_pool`` / ``avg_pool``  ``Conv_k(x) -> Pool_k'(x)`` (avg: ``count_include_pad=False``)
 
 Stride is kept and padding is the target's (output shape unchanged). New nodes are tagged in
@@ -24,15 +22,12 @@ from typing import Any
 import torch
 
 from natopt.ir import Graph, Node, infer_node
-from natopt.passes.transitions.inherit import resample_kernel, separable_from_dense
 from natopt.passes.transitions.registry import Target, rule_for
 from natopt.passes.transitions.state import (
-    COMPOSITE_PARTS,
     OP_META,
     PART_META,
     UNIT_META,
     UnitState,
-    dense_weight,
 )
 
 __all__ = ["REWRITES", "rewrite_unit"]
@@ -70,37 +65,6 @@ def with_bias(weights: dict[str, torch.Tensor], bias: torch.Tensor | None) -> di
     return weights if bias is None else {**weights, "bias": bias}
 
 
-def _separable(graph: Graph, state: UnitState, target: Target) -> list[Node]:
-    weight, bias = dense_weight(state)
-    k, d = target.kernel or 1, target.dilation
-    depthwise, pointwise = separable_from_dense(resample_kernel(weight, state.dilation, k, d))
-    op = target.entry.op
-    first, second = COMPOSITE_PARTS[op]
-    dw_attrs = {"stride": state.stride, "padding": target.padding, "dilation": (d, d)}
-    dw = add_node(
-        graph,
-        state,
-        "Conv",
-        state.replaced[0].inputs[0],
-        {**dw_attrs, "groups": state.c_in},
-        {"weight": depthwise},
-        f"{state.unit.name}.{first}",
-        part_tags(state, op, first, **{"natopt.kernel": k}),
-    )
-    pw_attrs = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
-    pw = add_node(
-        graph,
-        state,
-        "Conv",
-        dw.output,
-        pw_attrs,
-        with_bias({"weight": pointwise}, bias),
-        f"{state.unit.name}.{second}",
-        part_tags(state, op, second, **{"natopt.kernel": k}),
-    )
-    return [dw, pw]
-
-
 def _pool(graph: Graph, state: UnitState, target: Target) -> list[Node]:
     k = target.kernel or 1
     attrs: dict[str, Any] = {
@@ -115,8 +79,6 @@ def _pool(graph: Graph, state: UnitState, target: Target) -> list[Node]:
 
 
 REWRITES: dict[str, Callable[[Graph, UnitState, Target], list[Node]]] = {
-    "sep_conv": _separable,
-    "dil_sep_conv": _separable,
     "max_pool": _pool,
     "avg_pool": _pool,
 }

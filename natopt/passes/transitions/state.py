@@ -44,16 +44,11 @@ __all__ = [
     "UNIT_META",
     "OP_META",
     "PART_META",
-    "COMPOSITE_PARTS",
 ]
 
 UNIT_META = "natopt.unit"
 OP_META = "natopt.op"
 PART_META = "natopt.part"
-COMPOSITE_PARTS: dict[str, tuple[str, str]] = {
-    "sep_conv": ("depthwise", "pointwise"),
-    "dil_sep_conv": ("depthwise", "pointwise"),
-}
 _OP_FAMILY = {"Conv": "conv", "Linear": "linear", "MaxPool": "max_pool", "AvgPool": "avg_pool"}
 
 
@@ -86,7 +81,7 @@ def per_dim(value: tuple[int, ...] | int, n: int) -> tuple[int, ...]:
     return value * n if len(value) == 1 else value
 
 
-def _conv_geometry(state: UnitState, conv: Node, channels_in: int, channels_out: int) -> None:
+def conv_geometry(state: UnitState, conv: Node, channels_in: int, channels_out: int) -> None:
     """Kernel, stride, padding and dilation of a conv node (kernel only when 2-D, square, odd)."""
     kernel = tuple(conv.weights["weight"].shape[2:])
     n = len(kernel)
@@ -106,16 +101,9 @@ def _read_conv(state: UnitState) -> None:
     weight = conv.weights["weight"]
     state.groups = int(conv.attrs["groups"])
     state.bias = "bias" in conv.weights
-    _conv_geometry(state, conv, int(weight.shape[1]) * state.groups, int(weight.shape[0]))
+    conv_geometry(state, conv, int(weight.shape[1]) * state.groups, int(weight.shape[0]))
     if weight.dim() == 4 and state.groups == 1 and tuple(weight.shape[2:]) == (1, 1):
         state.full_rank = min(state.c_in, state.c_out)
-
-
-def _read_separable(state: UnitState) -> None:
-    depthwise, pointwise = state.replaced
-    state.bias = "bias" in pointwise.weights
-    channels = int(depthwise.weights["weight"].shape[0])
-    _conv_geometry(state, depthwise, channels, int(pointwise.weights["weight"].shape[0]))
 
 
 def _read_linear(state: UnitState) -> None:
@@ -128,8 +116,6 @@ def _read_linear(state: UnitState) -> None:
 
 _READERS: dict[str, Callable[[UnitState], None]] = {
     "conv": _read_conv,
-    "sep_conv": _read_separable,
-    "dil_sep_conv": _read_separable,
     "linear": _read_linear,
 }
 
@@ -138,8 +124,6 @@ def composite_parts(family: object) -> tuple[str, str] | None:
     """The part tags of a composite unit family (created by a rule), else ``None``."""
     if not isinstance(family, str):
         return None
-    if family in COMPOSITE_PARTS:
-        return COMPOSITE_PARTS[family]
     rule = family_rule(family)
     return None if rule is None else rule.parts
 
@@ -218,10 +202,6 @@ def dense_weight(state: UnitState) -> tuple[torch.Tensor, torch.Tensor | None]:
     """
     last = state.replaced[-1]
     bias = last.weights.get("bias")
-    if state.family in ("sep_conv", "dil_sep_conv"):
-        depthwise = state.replaced[0].weights["weight"]  # [C, 1, k, k]
-        pointwise = last.weights["weight"]  # [O, C, 1, 1]
-        return pointwise * depthwise[:, 0][None], bias
     rule = family_rule(state.family)
     if rule is not None:
         return rule.dense_weight(state)

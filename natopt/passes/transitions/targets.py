@@ -7,16 +7,15 @@ their rule objects (``registry.rule_for``) instead; the shared kernel and paddin
 is in ``geometry``. Rules, in the NAT++ two-level order:
 
 - type level: ``conv -> sep_conv -> dil_sep_conv -> pooling`` (each family may go only to
-  itself or below: ``FROM`` lists the families each target accepts); separable targets only
-  from a dense conv (``groups = 1``) or a separable one; pooling only where ``C_in == C_out``.
+  itself or below: ``FROM`` lists the families each target accepts); pooling only where
+  ``C_in == C_out``.
 - kernel level: the target kernel is odd and at most the unit's; the same family requires a
   strictly smaller kernel; a type change that also shrinks the kernel needs the ``kernel``
   level in the vocabulary (``kernel_level``).
 - geometry: stride is kept and the padding becomes ``p' = p − (d(k−1) − d'(k'−1)) / 2`` per
   dim, which keeps every output size exactly (the output size depends on ``2p − d(k−1)``
   only); invalid when ``p'`` is negative or not an integer (pooling also needs
-  ``p' <= k'//2``). Dilation: ``conv``/``sep_conv`` keep the unit's base dilation ``d₀``,
-  ``dil_sep_conv`` uses ``2·d₀``, pooling 1.
+  ``p' <= k'//2``). Pooling has dilation 1.
 - width: the unit must lead a prunable channel group (``state.group``, from
   ``natopt.passes.width``); the kept count is ``fraction·C`` rounded up to the device's
   channel block; invalid when it is not below ``C`` or equals what a larger fraction keeps,
@@ -28,7 +27,7 @@ is in ``geometry``. Rules, in the NAT++ two-level order:
   smaller lexicographically.
 
 Costs (P output positions, bias b = 1 when the replaced op had one):
-separable ``P·(I·k'² + I·O)``, ``I·k'² + I·O + b·O``; pooling 0, 0.
+pooling 0, 0.
 """
 
 from __future__ import annotations
@@ -44,33 +43,9 @@ from natopt.passes.transitions.vocabulary import VOCABULARY
 __all__ = ["TARGET_RULES", "FROM", "target_for"]
 
 FROM: dict[str, frozenset[str]] = {
-    "sep_conv": frozenset({"conv", "sep_conv"}),
-    "dil_sep_conv": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
     "max_pool": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
     "avg_pool": frozenset({"conv", "sep_conv", "dil_sep_conv"}),
 }
-
-
-def _base_dilation(state: UnitState) -> int:
-    return state.dilation // 2 if state.family == "dil_sep_conv" else state.dilation
-
-
-def _separable(state: UnitState, entry: Transition, kernel_level: bool) -> Target | Reason:
-    reason = kernel_check(state, entry, FROM[entry.op], kernel_level)
-    if reason:
-        return reason
-    if state.groups != 1:
-        return Reason(
-            f"separable targets need a dense conv (groups 1), the unit has groups {state.groups}"
-        )
-    k = entry.kernel or 1
-    dilation = _base_dilation(state) * (2 if entry.op == "dil_sep_conv" else 1)
-    padding = output_padding(state, k, dilation)
-    if isinstance(padding, Reason):
-        return padding
-    per_position = state.c_in * k * k + state.c_in * state.c_out
-    cost = Cost(per_position + state.bias * state.c_out, state.positions * per_position)
-    return priced(state, Target(entry, cost, k, dilation, padding))
 
 
 def _pool(state: UnitState, entry: Transition, kernel_level: bool) -> Target | Reason:
@@ -120,8 +95,6 @@ def _width(state: UnitState, entry: Transition, kernel_level: bool) -> Target | 
 
 
 TARGET_RULES: dict[str, Callable[[UnitState, Transition, bool], Target | Reason]] = {
-    "sep_conv": _separable,
-    "dil_sep_conv": _separable,
     "max_pool": _pool,
     "avg_pool": _pool,
     "width": _width,
