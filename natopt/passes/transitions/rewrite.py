@@ -1,36 +1,30 @@
 """Rewriting a unit: ``rewrite_unit`` and the helpers every rule's rewrite builds with.
 
-The rules under ``rules/`` build their own replacement; the families below are still
-rewritten from the ``REWRITES`` table.
+``rewrite_unit(graph, state, op, target)`` asks the rule of ``op`` (``registry.rule_for``)
+for the replacement. A rule that ``builds`` (kernel, separable, pooling, low rank ...)
+returns new nodes inserted before the nodes ``state.replaced`` (the conv, the linear, or
+both halves of a separable / low-rank pair); here the last new node's output takes over the
+uses of the last replaced one and the replaced nodes are removed. The unit's trailing norm
+and activation chain stay. Rules that build nothing (keep, skip, null) rewire the graph
+themselves and leave the unit's nodes to dead-code removal.
 
-Main-op rewrites replace the nodes ``state.replaced`` (the conv, the linear, or both halves of
-a separable / low-rank pair) by new nodes inserted in their place; the unit's trailing norm
-and activation chain stay. Weights are inherited (``inherit``) from the unit's dense kernel
-``W`` (``state.dense_weight``), bias kept on the last new node:
-
-- ``max_pool`` / ``avg_pool``  ``Conv_k(x) -> Pool_k'(x)`` (avg: ``count_include_pad=False``)
-
-Stride is kept and padding is the target's (output shape unchanged). New nodes are tagged in
-``meta`` (``state`` module docstring) so the result is recognised as the same unit.
+Helpers: ``add_node`` (a node inserted before the replaced ones, shapes inferred),
+``source_name`` (the source a single replacement takes, so the unit keeps its name),
+``part_tags`` (the ``meta`` tags of a composite half, ``state`` module docstring) and
+``with_bias``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from natopt.ir import Graph, Node, infer_node
 from natopt.passes.transitions.registry import Target, rule_for
-from natopt.passes.transitions.state import (
-    OP_META,
-    PART_META,
-    UNIT_META,
-    UnitState,
-)
+from natopt.passes.transitions.state import OP_META, PART_META, UNIT_META, UnitState
 
-__all__ = ["REWRITES", "rewrite_unit"]
+__all__ = ["rewrite_unit", "add_node", "part_tags", "source_name", "with_bias"]
 
 
 def source_name(state: UnitState) -> str:
@@ -40,6 +34,7 @@ def source_name(state: UnitState) -> str:
 
 
 def part_tags(state: UnitState, op: str, part: str, **extra: Any) -> dict[str, Any]:
+    """The meta of one half (``part``) of a composite replacement of family ``op``."""
     return {UNIT_META: state.unit.name, OP_META: op, PART_META: part, **extra}
 
 
@@ -53,6 +48,7 @@ def add_node(
     source: str,
     meta: dict[str, Any] | None = None,
 ) -> Node:
+    """A single-input ``op`` node reading ``x``, inserted before the replaced nodes."""
     node = graph.add_node(
         op, [x], attrs, weights, source=source, before=state.replaced[0], name=op.lower()
     )
@@ -62,26 +58,8 @@ def add_node(
 
 
 def with_bias(weights: dict[str, torch.Tensor], bias: torch.Tensor | None) -> dict:
+    """``weights`` with ``bias`` added when there is one."""
     return weights if bias is None else {**weights, "bias": bias}
-
-
-def _pool(graph: Graph, state: UnitState, target: Target) -> list[Node]:
-    k = target.kernel or 1
-    attrs: dict[str, Any] = {
-        "kernel_size": (k, k),
-        "stride": state.stride,
-        "padding": target.padding,
-    }
-    op = "MaxPool" if target.entry.op == "max_pool" else "AvgPool"
-    if op == "AvgPool":
-        attrs["count_include_pad"] = False
-    return [add_node(graph, state, op, state.replaced[0].inputs[0], attrs, {}, source_name(state))]
-
-
-REWRITES: dict[str, Callable[[Graph, UnitState, Target], list[Node]]] = {
-    "max_pool": _pool,
-    "avg_pool": _pool,
-}
 
 
 def rewrite_unit(graph: Graph, state: UnitState, op: str, target: Target) -> list[Node]:
@@ -91,13 +69,10 @@ def rewrite_unit(graph: Graph, state: UnitState, op: str, target: Target) -> lis
     here; rules that build nothing (keep, skip, null) leave dead nodes behind.
     """
     rule = rule_for(op)
-    if rule is not None and not rule.builds:
+    assert rule is not None, op  # every op of a vocabulary entry has a rule
+    if not rule.builds:
         return rule.rewrite(graph, state, target)
-    new = (
-        rule.rewrite(graph, state, target)
-        if rule is not None
-        else REWRITES[op](graph, state, target)
-    )
+    new = rule.rewrite(graph, state, target)
     graph.replace_all_uses(state.replaced[-1].output, new[-1].output)
     for node in reversed(state.replaced):
         graph.remove_node(node)
