@@ -28,7 +28,7 @@ __all__ = ["unit_variants", "latency_estimator"]
 def _builds(op: str) -> bool:
     """Whether transition op ``op`` creates nodes (keep, skip and null only rewire)."""
     rule = rule_for(op)
-    return rule is None or rule.builds
+    return rule is not None and rule.builds
 
 
 def _unit_graph(nodes: Sequence[Node], unit_output: Value) -> Graph:

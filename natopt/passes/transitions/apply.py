@@ -82,8 +82,9 @@ class _Step:
 
 
 def _rule(op: str) -> TransitionRule:
-    """The rule of ``op``; the families still in ``TARGET_RULES`` build nodes and override none."""
-    return rule_for(op) or TransitionRule()
+    rule = rule_for(op)
+    assert rule is not None, op  # every op of a vocabulary entry has a rule
+    return rule
 
 
 def _checked_steps(
@@ -92,7 +93,7 @@ def _checked_steps(
     units = transition_units(graph)
     by_name = {u.name: u for u in units}
     named = set(plan.transitions.values())
-    wanted = any(e.op == "width" and e.name in named for e in vocabulary)
+    wanted = any(_rule(e.op).grouped and e.name in named for e in vocabulary)
     ctx = MaskContext.of(graph, units, (width or WidthOptions()) if wanted else None)
     position = {n: i for i, n in enumerate(graph.nodes)}
     steps = []
@@ -177,14 +178,13 @@ def _calibrate(
         x_name, y_name = _value_names(step)
         x, y = narrowed.view(x_name, seen[x_name]), narrowed.view(y_name, seen[y_name])
         name = step.state.unit.name
-        rule = rule_for(step.op)
-        if rule is not None and not rule.builds:
+        rule = _rule(step.op)
+        if not rule.builds:
             approx = rule.rewired(x, y)
             report.errors[name] = report.inherited_errors[name] = relative_error(approx, y)
             continue
         report.inherited_errors[name] = relative_error(run_chain(step.new, x), y)
-        if rule is not None:
-            rule.refit(step.new, x, y, alpha)
+        rule.refit(step.new, x, y, alpha)
         report.errors[name] = relative_error(run_chain(step.new, x), y)
 
 
@@ -259,14 +259,15 @@ def apply_plan(
         cache = ActivationCache(cache)
     checked, ctx = _checked_steps(result, plan, vocabulary, width)
     steps = _resolve_nesting(checked, report)
-    widths = [s for s in steps if s.op == "width"]
+    widths = [s for s in steps if _rule(s.op).grouped]
     narrowed = WidthResult()
     if widths:
         narrowed = _narrow(result, graph, widths, ctx, cache, width, ridge, report)
         report.applied.update(
             {s.state.unit.name: plan.transitions[s.state.unit.name] for s in widths}
         )
-        steps = _recheck(result, [s for s in steps if s.op != "width"], plan, vocabulary, report)
+        rest = [s for s in steps if not _rule(s.op).grouped]
+        steps = _recheck(result, rest, plan, vocabulary, report)
     steps.sort(key=lambda s: s.position, reverse=True)
     for step in steps:
         step.new = rewrite_unit(result, step.state, step.op, step.target)

@@ -4,18 +4,17 @@
 matrix with the unit list and the vocabulary, and keeps what each check returned
 (``TransitionMask.targets``: a ``Target`` with its cost, or the ``Reason`` it is invalid).
 ``MaskContext.check`` asks the rule of each entry's op (``registry.rule_for``, one file per
-family under ``rules/``; their docstrings state the conditions)
-and, for the families not yet moved there, ``targets.TARGET_RULES``:
+family under ``rules/``; each rule's docstring states its conditions):
 
-- type, width: ``targets.target_for`` (shapes, groups, strides, padding,
-  cost). Width needs the unit's channel group: when the vocabulary has the width level the
-  context computes the graph's channel groups once (``natopt.passes.width.channel_groups``)
-  and ``MaskContext.state`` gives each unit's state its group. Graph-level facts a rule needs
-  (which outputs null may zero) are computed once, when first asked (``MaskContext.facts``).
-- cost order other > skip > null: skip and null remove the unit's MACs and parameters, so
-  against a unit they are always cheaper; every other target must be cheaper than the op it
-  replaces (``targets.cheaper``). Targets of equal cost are therefore masked: separable ->
-  dilated separable at the same kernel, max <-> avg pooling.
+- keep is always valid; skip and null remove the unit's MACs and parameters, so against a
+  unit they are always cheaper (cost order other > skip > null); every other target must be
+  cheaper than the op it replaces (``registry.cheaper``). Targets of equal cost are
+  therefore masked: separable -> dilated separable at the same kernel, max <-> avg pooling.
+- graph-level facts a rule needs (which outputs null may zero) are computed once, when
+  first asked (``MaskContext.facts``). Width needs the unit's channel group: when the
+  vocabulary has the width level the context computes the graph's channel groups once
+  (``natopt.passes.width.channel_groups``) and ``MaskContext.state`` gives each unit's
+  state its group.
 
 Everything is computed from the graph once, arithmetically: no graph is copied per cell.
 """
@@ -32,7 +31,6 @@ from natopt.passes.transitions.masked_softmax import masked_sample
 from natopt.passes.transitions.plan import Plan
 from natopt.passes.transitions.registry import Reason, Target, TransitionRule, rule_for
 from natopt.passes.transitions.state import UnitState, transition_units, unit_state
-from natopt.passes.transitions.targets import target_for
 from natopt.passes.transitions.vocabulary import VOCABULARY, Transition, Vocabulary
 from natopt.passes.units import Unit
 from natopt.passes.width import GroupAnalysis, WidthOptions, channel_groups
@@ -79,9 +77,9 @@ class MaskContext:
     ) -> Target | Reason:
         """The ``Target`` ``entry`` gives ``state``'s unit, or the ``Reason`` it is invalid."""
         rule = rule_for(entry.op)
-        if rule is not None:
-            return rule.check(state, entry, self, kernel_level)
-        return target_for(state, entry, kernel_level)
+        if rule is None:
+            return Reason(f"{entry.op} has no transition rule (natopt.passes.transitions.rules)")
+        return rule.check(state, entry, self, kernel_level)
 
 
 @dataclass(slots=True)

@@ -123,7 +123,11 @@ class TransitionRule:
     nodes (False for keep, skip and null, which only rewire: no new op to time, and their
     error is measured on the whole unit, ``rewired``); ``overrides_nested``: taken by a
     residual branch, it wins over the units inside it; ``frees_inputs``: it also leaves the
-    unit's input unread (null), which breaks a tie in cost.
+    unit's input unread (null), which breaks a tie in cost; ``grouped``: it acts on the
+    unit's whole channel group (width), so ``apply_plan`` applies all such steps together
+    instead of calling ``rewrite``; ``optional``: its entries are left out of the default
+    ``VOCABULARY`` (a vocabulary that wants them lists them: ``Vocabulary((*VOCABULARY,
+    *rule.entries))``).
     """
 
     ops: ClassVar[tuple[str, ...]] = ()
@@ -135,6 +139,8 @@ class TransitionRule:
     builds: ClassVar[bool] = True
     overrides_nested: ClassVar[bool] = False
     frees_inputs: ClassVar[bool] = False
+    grouped: ClassVar[bool] = False
+    optional: ClassVar[bool] = False
 
     def context(self, graph: Graph, units: Sequence[Unit]) -> object:
         """Graph-level facts ``check`` reads through ``MaskContext.facts`` (default none)."""
