@@ -1,21 +1,29 @@
 """Transition rules: one object per transition family, registered once.
 
-A rule (``TransitionRule``) holds everything about one family (skip, null, smaller kernel,
-separable, pooling, low rank, ...), after onnxscript's rewrite rules (pattern, check with a
-reason, replacement):
+A rule (``TransitionRule``) holds everything about one family (keep, skip, null, smaller
+kernel, separable, dilated separable, pooling, low rank, width), after onnxscript's rewrite
+rules (pattern, check with a reason, replacement) and Torch-Pruning's one pruner class per
+layer type:
 
-- ``ops``: the ``Transition.op`` values it handles; ``family``: the unit family its rewrite
-  creates (``state.UnitState.family``), with ``parts`` naming the two halves of a composite
-  result (``("depthwise", "pointwise")``), which ``read`` reads back;
+- ``entries`` (its vocabulary entries, placed by ``order``) and ``ops`` (the
+  ``Transition.op`` values it handles);
+- ``accepts``: the unit families (``UnitState.family``) it starts from; ``context``: the
+  graph-level facts it needs, computed once per graph (``MaskContext.facts``);
 - ``check(state, entry, ctx, kernel_level)``: a ``Target`` (the replacement's geometry and
-  ``price``) or a ``Reason`` saying why the unit cannot take ``entry``;
-- ``rewrite(graph, state, target)``: the replacement nodes, inserted before the replaced ones
-  (``rewrite.rewrite_unit`` rewires and removes them);
-- ``refit(nodes, x, y, alpha)``: least squares on calibration activations (default: none).
+  its price, ``Target.cost``) or a ``Reason`` saying why the unit cannot take ``entry``;
+  never a bare string;
+- ``rewrite(graph, state, target)``: the replacement nodes, inserted before the replaced
+  ones (``rewrite.rewrite_unit`` rewires and removes them);
+- ``refit(nodes, x, y, alpha)``: least squares on calibration activations (default: none);
+- ``family`` / ``parts`` / ``read`` / ``dense_weight``: the unit family its rewrite creates,
+  the tags of its two halves, and how such a unit is read back (``state.unit_state``) and
+  multiplied into one dense kernel (``state.dense_weight``).
 
-``register`` adds a rule (a class decorator, used in the rule's own file under ``rules/``);
-``rule_for(op)`` finds the rule of a ``Transition.op``; ``family_rule(family)`` the rule that
-created a unit family, if any.
+``register`` adds a rule (a class decorator in the rule's own file under ``rules/``; the
+package imports every file in it); ``rules()`` lists them, ``rule_for(op)`` finds the rule of
+a ``Transition.op``, ``family_rule(family)`` the rule that created a unit family, if any.
+Everything else (vocabulary, mask, apply, rewrite, pricing, latency probes) reads the rules
+from here.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ __all__ = [
     "Target",
     "TransitionRule",
     "cheaper",
+    "priced",
     "register",
     "rule_for",
     "rules",

@@ -10,7 +10,9 @@ stable name), ``natopt.op`` (the family), ``natopt.part`` (``depthwise``/``point
 ``reduce``/``expand``), and for low-rank ``natopt.full_rank`` / ``natopt.divisor``.
 ``transition_units`` regroups the two units ``find_units`` sees in such a pair into one unit
 named ``natopt.unit``, so a separable unit is offered its own transitions and a plan for the
-rewritten graph names units as the plan for the original did.
+rewritten graph names units as the plan for the original did. A composite family is read back
+by the rule that creates it (``registry.family_rule``: its ``parts``, ``read`` and
+``dense_weight``); the lifted Conv and Linear are read here.
 
 Geometry (``kernel``, ``dilation``) is read only for 2-D convolutions with a square odd
 kernel and equal dilations (``kernel`` is ``None`` otherwise: no type or kernel transition).
@@ -39,7 +41,6 @@ __all__ = [
     "unit_state",
     "transition_units",
     "dense_weight",
-    "composite_parts",
     "per_dim",
     "UNIT_META",
     "OP_META",
@@ -120,7 +121,7 @@ _READERS: dict[str, Callable[[UnitState], None]] = {
 }
 
 
-def composite_parts(family: object) -> tuple[str, str] | None:
+def _composite_parts(family: object) -> tuple[str, str] | None:
     """The part tags of a composite unit family (created by a rule), else ``None``."""
     if not isinstance(family, str):
         return None
@@ -132,7 +133,7 @@ def _family_and_replaced(unit: Unit) -> tuple[str, list[Node]]:
     if unit.kind == "branch":
         return "branch", []
     family = unit.main.meta.get(OP_META)
-    wanted = composite_parts(family)
+    wanted = _composite_parts(family)
     if wanted is not None:
         parts = {n.meta.get(PART_META): n for n in unit.nodes if n.meta.get(OP_META) == family}
         if set(parts) != set(wanted):
