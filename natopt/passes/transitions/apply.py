@@ -6,8 +6,9 @@ Steps (the input graph is never changed):
    unknown unit, an unknown transition or one the mask forbids raises ``PlanError`` naming
    the unit, the transition and the reason;
 2. precedence for nested units: a unit whose main node lies inside a residual branch that
-   the plan skips or nulls is overridden (the outer branch's depth transition wins) and
-   recorded in the report;
+   the plan skips or nulls, or among the ops another unit's target replaces
+   (``Target.replaces``), is overridden (the outer transition wins) and recorded in the
+   report;
 3. width first: the groups led by units the plan narrows are pruned together
    (``natopt.passes.width.prune``: channels chosen by importance on the calibration data,
    consumers refit); every other transition is then checked again on the narrowed graph,
@@ -125,28 +126,28 @@ def _checked_steps(
     return steps, ctx
 
 
-def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
-    """Drop the steps of units inside a branch that is skipped or nulled (outer wins).
+def _covered(step: _Step) -> set[Node]:
+    """The nodes whose units ``step`` overrides: a skipped or nulled branch's, or the ops a
+    target replaces beyond its own unit."""
+    nodes = set(step.target.replaces)
+    if step.state.unit.kind == "branch" and _rule(step.op).overrides_nested:
+        nodes.update(step.state.unit.nodes)
+    return nodes
 
-    A unit is inside a branch when its main node is one of the branch's nodes; the largest
-    such branch is named in ``report.overridden``.
+
+def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
+    """Drop the steps of units inside a branch that is skipped or nulled, or whose op another
+    step's target replaces (outer wins).
+
+    A unit is inside when its main node is one of those nodes; the largest such step is
+    named in ``report.overridden``.
     """
-    winners = sorted(
-        (s for s in steps if s.state.unit.kind == "branch" and _rule(s.op).overrides_nested),
-        key=lambda s: -len(s.state.unit.nodes),
-    )
-    members = [set(w.state.unit.nodes) for w in winners]
+    covered = [(s, _covered(s)) for s in steps]
+    winners = sorted(((s, nodes) for s, nodes in covered if nodes), key=lambda w: -len(w[1]))
     kept = []
     for step in steps:
         main = step.state.unit.main
-        outer = next(
-            (
-                w
-                for w, nodes in zip(winners, members, strict=True)
-                if w is not step and main in nodes
-            ),
-            None,
-        )
+        outer = next((w for w, nodes in winners if w is not step and main in nodes), None)
         if outer is None:
             kept.append(step)
         else:
@@ -158,7 +159,7 @@ def _value_names(step: _Step) -> tuple[str, str]:
     """(input, reference output) value names of what the step replaces."""
     if not _rule(step.op).builds:
         return step.state.unit.input.name, step.state.unit.output.name
-    replaced = step.state.replaced
+    replaced = step.target.replaced(step.state)
     first = replaced[0].inputs[0]
     assert first is not None
     return first.name, replaced[-1].output.name

@@ -94,7 +94,14 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A valid target of one unit, ready for ``TransitionRule.rewrite``."""
+    """A valid target of one unit, ready for ``TransitionRule.rewrite``.
+
+    ``cost``: what the unit costs after the transition, so that ``state.cost - cost`` is what
+    it saves (marginal, possibly negative, when the transition also changes other nodes);
+    ``replaces``: the nodes the replacement takes the place of when they are more than the
+    unit's own op (``state.replaced``), first to last along the data path; a rule that
+    replaces another unit's op this way overrides that unit's own step in a plan.
+    """
 
     entry: Transition
     cost: Cost
@@ -103,6 +110,11 @@ class Target:
     padding: tuple[int, ...] = ()
     rank: int | None = None
     channels: int | None = None
+    replaces: tuple[Node, ...] = ()
+
+    def replaced(self, state: UnitState) -> list[Node]:
+        """The nodes the replacement takes the place of (``replaces``, else the unit's op)."""
+        return list(self.replaces) or state.replaced
 
 
 def cheaper(target: Cost, current: Cost) -> bool:

@@ -2,9 +2,10 @@
 
 ``rewrite_unit(graph, state, op, target)`` asks the rule of ``op`` (``registry.rule_for``)
 for the replacement. A rule that ``builds`` (kernel, separable, pooling, low rank ...)
-returns new nodes inserted before the nodes ``state.replaced`` (the conv, the linear, or
-both halves of a separable / low-rank pair); here the last new node's output takes over the
-uses of the last replaced one and the replaced nodes are removed. The unit's trailing norm
+returns new nodes inserted before the nodes ``target.replaced(state)`` replaces (the conv, the
+linear, both halves of a separable / low-rank pair, or the chain a target names); here the
+last new node's output takes over the uses of the last replaced one and the replaced nodes
+are removed. The unit's trailing norm
 and activation chain stay. Rules that build nothing (keep, skip, null) rewire the graph
 themselves and leave the unit's nodes to dead-code removal.
 
@@ -73,7 +74,8 @@ def rewrite_unit(graph: Graph, state: UnitState, op: str, target: Target) -> lis
     if not rule.builds:
         return rule.rewrite(graph, state, target)
     new = rule.rewrite(graph, state, target)
-    graph.replace_all_uses(state.replaced[-1].output, new[-1].output)
-    for node in reversed(state.replaced):
+    replaced = target.replaced(state)
+    graph.replace_all_uses(replaced[-1].output, new[-1].output)
+    for node in reversed(replaced):
         graph.remove_node(node)
     return new
