@@ -2,9 +2,9 @@
 
 ``unit_variants(graph, mask)``: for every unit and every valid type/kernel/low-rank
 transition, the unit alone (its nodes, every value read from outside an input) rewritten by
-``apply_plan``, once per distinct unit signature (``natopt.bench.segments``). Depth
-transitions (keep, skip, null) create no new segment and are left out; a transition valid
-only in the whole graph (its rule reads the unit's context) is skipped.
+``apply_plan``, once per distinct unit signature (``natopt.bench.segments``). Transitions
+whose rule ``builds`` nothing (keep, skip, null) create no new segment and are left out; a
+transition valid only in the whole graph (its rule reads the unit's context) is skipped.
 
 ``latency_estimator(graph, mask)`` times the graph and those variants into the device's
 latency table (``natopt.bench.latency_table``) and returns ``estimate_latency`` bound to it.
@@ -20,10 +20,15 @@ from natopt.bench.segments import clone_nodes, graph_segments
 from natopt.errors import NatoptError
 from natopt.ir import Graph, Node, Value
 from natopt.passes.transitions import TransitionMask, apply_plan, transition_units
+from natopt.passes.transitions.registry import rule_for
 
 __all__ = ["unit_variants", "latency_estimator"]
 
-_DEPTH_OPS = frozenset({"keep", "skip", "null"})
+
+def _builds(op: str) -> bool:
+    """Whether transition op ``op`` creates nodes (keep, skip and null only rewire)."""
+    rule = rule_for(op)
+    return rule is not None and rule.builds
 
 
 def _unit_graph(nodes: Sequence[Node], unit_output: Value) -> Graph:
@@ -46,7 +51,7 @@ def unit_variants(graph: Graph, mask: TransitionMask) -> list[Graph]:
     variants: list[Graph] = []
     seen: set[str] = set()
     for row, unit in enumerate(mask.units):
-        names = [n for n in mask.valid_names(row) if mask.vocabulary.get(n).op not in _DEPTH_OPS]
+        names = [n for n in mask.valid_names(row) if _builds(mask.vocabulary.get(n).op)]
         if unit.kind == "branch" or not names:
             continue
         alone = _unit_graph(unit.nodes, unit.output)

@@ -24,7 +24,7 @@ from natopt.ir import Cost, Graph, graph_cost, run_graph
 from natopt.passes.calibration import ActivationCache
 from natopt.passes.nat import Evaluation, SearchSpace, unit_graph
 from natopt.passes.transitions import TransitionMask, apply_plan
-from natopt.passes.transitions.targets import target_for
+from natopt.passes.transitions.registry import Reason, rule_for
 from natopt.pipeline.budget import Budget, reward
 from natopt.pipeline.data import Dataset, Splits
 from natopt.pipeline.finetune import FinetuneConfig, finetune
@@ -214,26 +214,22 @@ def calibration_batches(
 
 
 def _unit_price(mask: TransitionMask, row: int, name: str, metric: str) -> float:
-    """What unit ``row`` costs in ``metric`` under transition ``name`` (skip and null: 0)."""
-    state, entry = mask.states[row], mask.vocabulary.get(name)
-    if entry.op in ("skip", "null"):
-        return 0.0
-    if entry.op == "keep":
-        cost = state.cost
-    else:
-        target = target_for(state, entry)
-        cost = state.cost if isinstance(target, str) else target.cost
+    """What unit ``row`` costs in ``metric`` under transition ``name`` (skip and null: 0), as
+    the mask's check priced it."""
+    target = mask.target(row, name)
+    cost = mask.states[row].cost if isinstance(target, Reason) else target.cost
     return float(cost.params if metric == "params" else cost.macs)
 
 
 def cheapest_plan(mask: TransitionMask, metric: str) -> dict[str, str]:
-    """Every unit at its cheapest valid transition in ``metric`` (skip and null cost 0; null
-    first on a tie, since it also drops the unit's inputs)."""
+    """Every unit at its cheapest valid transition in ``metric`` (skip and null cost 0; on a
+    tie, a rule that ``frees_inputs`` first: null also drops the unit's inputs)."""
     plan = {}
     for row, unit in enumerate(mask.units):
 
         def price(name: str, row=row) -> tuple[float, bool]:
-            return _unit_price(mask, row, name, metric), mask.vocabulary.get(name).op != "null"
+            rule = rule_for(mask.vocabulary.get(name).op)
+            return _unit_price(mask, row, name, metric), rule is None or not rule.frees_inputs
 
         plan[unit.name] = min(mask.valid_names(row), key=price)
     return plan

@@ -6,7 +6,8 @@ what it rewrote:
 - ``capture``: ``capture`` / ``ActivationCache`` (activations on calibration batches, kept
   across plans) and ``run_chain`` (run a replacement on a captured input);
 - ``refit``: ``ridge_refit`` (ridge least squares pulled towards inherited weights),
-  ``REFITS`` (per transition target) and ``LAYER_REFITS`` (per layer op, for width).
+  ``refit_conv`` / ``refit_last`` (what the transition rules refit with) and
+  ``LAYER_REFITS`` (per layer op, for width).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from natopt.passes.calibration.capture import ActivationCache, capture, run_chai
 from natopt.passes.calibration.refit import (
     LAYER_REFITS,
     MAX_ROWS,
-    REFITS,
+    refit_conv,
+    refit_last,
     ridge_refit,
     solve_each,
 )
@@ -23,9 +25,10 @@ from natopt.passes.calibration.refit import (
 __all__ = [
     "LAYER_REFITS",
     "MAX_ROWS",
-    "REFITS",
     "ActivationCache",
     "capture",
+    "refit_conv",
+    "refit_last",
     "ridge_refit",
     "run_chain",
     "solve_each",

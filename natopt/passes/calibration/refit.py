@@ -5,17 +5,16 @@ squares fit on calibration features pulled towards the inherited weights ``W₀`
 under-determined fit stays at the inheritance), ``λ = alpha · mean(diag(AᵀA))``; batched over
 a leading group axis; solved in float64.
 
-Refits (``REFITS``, keyed by the target op) use the replaced op's input ``X`` and its original
-output ``Y`` (the unit's pre-activation output: the trailing norm/activation is not part of
-the fit; both from ``capture``) and solve a ridge least squares pulled towards the inherited
-weights, on at most ``MAX_ROWS`` rows (evenly spaced positions):
+The two refits take the replaced op's input ``X`` and its original output ``Y`` (the unit's
+pre-activation output: the trailing norm/activation is not part of the fit; both from
+``capture``) and solve a ridge least squares pulled towards the inherited weights, on at
+most ``MAX_ROWS`` rows (evenly spaced positions); each transition rule
+(``natopt.passes.transitions.rules``) says which one its replacement takes:
 
-- ``conv`` (smaller kernel): the whole new kernel and its bias, per group, on the im2col
-  patches of ``X`` with the new kernel, dilation, padding and stride;
-- ``sep_conv`` / ``dil_sep_conv``: the pointwise 1x1 conv and its bias, on the depthwise
-  conv's output (the depthwise kernel stays as inherited);
-- ``lowrank``: the second factor and its bias, on the first factor's output;
-- pooling has no weights: nothing is refit.
+- ``refit_conv``: one Conv, the whole kernel and its bias, per group, on the im2col patches
+  of ``X`` with the conv's kernel, dilation, padding and stride (a smaller kernel);
+- ``refit_last``: the last node of a chain and its bias, on what the others make of ``X``
+  (the pointwise half of a separable pair, the second factor of a low-rank pair).
 
 ``LAYER_REFITS`` (keyed by op) refits one layer whose input channels were pruned (width):
 a Conv as a smaller-kernel conv is refit, a Linear as the second half of a low-rank pair.
@@ -27,7 +26,7 @@ replaced op had one, so refitting never changes a cost.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +35,14 @@ from torch import Tensor
 from natopt.ir import Node
 from natopt.passes.calibration.capture import run_chain
 
-__all__ = ["ridge_refit", "solve_each", "REFITS", "LAYER_REFITS", "MAX_ROWS"]
+__all__ = [
+    "ridge_refit",
+    "solve_each",
+    "refit_conv",
+    "refit_last",
+    "LAYER_REFITS",
+    "MAX_ROWS",
+]
 
 MAX_ROWS = 16384
 
@@ -86,7 +92,8 @@ def _subsample(count: int) -> Tensor:
     return torch.linspace(0, count - 1, min(count, MAX_ROWS)).round().long()
 
 
-def _refit_conv(nodes: list[Node], x: Tensor, y: Tensor, alpha: float) -> None:
+def refit_conv(nodes: Sequence[Node], x: Tensor, y: Tensor, alpha: float) -> None:
+    """Refit a single Conv (whole kernel and bias, per group) on im2col patches of ``x``."""
     (conv,) = nodes
     weight = conv.weights["weight"]
     bias = conv.weights.get("bias")
@@ -110,7 +117,8 @@ def _refit_conv(nodes: list[Node], x: Tensor, y: Tensor, alpha: float) -> None:
         conv.weights["bias"] = fitted[:, m].reshape(-1).contiguous()
 
 
-def _refit_last(nodes: list[Node], x: Tensor, y: Tensor, alpha: float) -> None:
+def refit_last(nodes: Sequence[Node], x: Tensor, y: Tensor, alpha: float) -> None:
+    """Refit the last of a chain of nodes (weight and bias) on what the others make of ``x``."""
     *front, last = nodes
     channels_first = last.op == "Conv"
     feats = _rows(run_chain(front, x), channels_first)
@@ -129,13 +137,7 @@ def _refit_last(nodes: list[Node], x: Tensor, y: Tensor, alpha: float) -> None:
         last.weights["bias"] = fitted[m].contiguous()
 
 
-REFITS: dict[str, Callable[[list[Node], Tensor, Tensor, float], None]] = {
-    "conv": _refit_conv,
-    "sep_conv": _refit_last,
-    "dil_sep_conv": _refit_last,
-    "lowrank": _refit_last,
-}
-LAYER_REFITS: dict[str, Callable[[list[Node], Tensor, Tensor, float], None]] = {
-    "Conv": _refit_conv,
-    "Linear": _refit_last,
+LAYER_REFITS: dict[str, Callable[[Sequence[Node], Tensor, Tensor, float], None]] = {
+    "Conv": refit_conv,
+    "Linear": refit_last,
 }

@@ -5,8 +5,12 @@
   sampling over the valid set;
 - ``mask``: ``compute_mask(graph) -> TransitionMask`` (validity and cost order);
 - ``plan`` / ``apply``: ``Plan`` (JSON data) and ``apply_plan(graph, plan, calibration=...)``;
-- ``state`` / ``targets`` / ``rewrite`` / ``inherit``: the unit's current op, the target
-  rules, the rewrites and weight inheritance.
+- ``registry`` and ``rules/``: one ``TransitionRule`` per family (keep, skip, null, kernel,
+  separable, dilated, pooling, low rank, width), each checking validity (a ``Target`` or a
+  ``Reason``), pricing, building and refitting its replacement;
+- ``state`` / ``geometry`` / ``rewrite`` / ``inherit``: the unit's current op, the kernel
+  and padding arithmetic the conv-like rules share, the rewrite helpers and weight
+  inheritance.
 
 Builds on ``natopt.passes.width`` (width transitions) and ``natopt.passes.calibration``
 (activation capture and refits); ``natopt.passes.nat`` builds on this package.

@@ -6,8 +6,9 @@ Steps (the input graph is never changed):
    unknown unit, an unknown transition or one the mask forbids raises ``PlanError`` naming
    the unit, the transition and the reason;
 2. precedence for nested units: a unit whose main node lies inside a residual branch that
-   the plan skips or nulls is overridden (the outer branch's depth transition wins) and
-   recorded in the report;
+   the plan skips or nulls, or among the ops another unit's target replaces
+   (``Target.replaces``), is overridden (the outer transition wins) and recorded in the
+   report;
 3. width first: the groups led by units the plan narrows are pruned together
    (``natopt.passes.width.prune``: channels chosen by importance on the calibration data,
    consumers refit); every other transition is then checked again on the narrowed graph,
@@ -40,27 +41,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 
 from natopt.errors import PlanError
 from natopt.ir import Graph, Node, verify
 from natopt.passes.base import PassContext, PassManager
-from natopt.passes.calibration import REFITS, ActivationCache, run_chain
+from natopt.passes.calibration import ActivationCache, run_chain
 from natopt.passes.dead_code import DeadCodePass
 from natopt.passes.remove_identity import RemoveIdentityPass
 from natopt.passes.transitions.inherit import relative_error
-from natopt.passes.transitions.mask import MaskContext, check_transition
+from natopt.passes.transitions.mask import MaskContext
 from natopt.passes.transitions.plan import Plan
+from natopt.passes.transitions.registry import Reason, Target, TransitionRule, rule_for
 from natopt.passes.transitions.rewrite import rewrite_unit
 from natopt.passes.transitions.state import UnitState, transition_units
-from natopt.passes.transitions.targets import Target
 from natopt.passes.transitions.vocabulary import VOCABULARY, Vocabulary
 from natopt.passes.width import WidthOptions, WidthResult, apply_width
 
 __all__ = ["apply_plan", "ApplyReport"]
-
-_DEPTH_OVERRIDES = frozenset({"skip", "null"})
 
 
 @dataclass(slots=True)
@@ -79,9 +77,15 @@ class ApplyReport:
 class _Step:
     state: UnitState
     op: str
-    target: Target | None
+    target: Target
     position: int
     new: list[Node] = field(default_factory=list)
+
+
+def _rule(op: str) -> TransitionRule:
+    rule = rule_for(op)
+    assert rule is not None, op  # every op of a vocabulary entry has a rule
+    return rule
 
 
 def _checked_steps(
@@ -90,7 +94,7 @@ def _checked_steps(
     units = transition_units(graph)
     by_name = {u.name: u for u in units}
     named = set(plan.transitions.values())
-    wanted = any(e.op == "width" and e.name in named for e in vocabulary)
+    wanted = any(_rule(e.op).grouped and e.name in named for e in vocabulary)
     ctx = MaskContext.of(graph, units, (width or WidthOptions()) if wanted else None)
     position = {n: i for i, n in enumerate(graph.nodes)}
     steps = []
@@ -109,8 +113,8 @@ def _checked_steps(
                 f"known: {', '.join(vocabulary.names)}"
             ) from None
         state = ctx.state(unit)
-        found = check_transition(state, entry, ctx, "kernel" in vocabulary.levels)
-        if isinstance(found, str):
+        found = ctx.check(state, entry, "kernel" in vocabulary.levels)
+        if isinstance(found, Reason):
             raise PlanError(
                 f"transition {entry_name} is invalid for unit {unit_name}: {found}; "
                 "draw plans from the unit's valid transitions (TransitionMask)"
@@ -118,32 +122,32 @@ def _checked_steps(
         if entry.op != "keep":
             producer = unit.output.producer
             at = position[producer] if producer is not None else -1
-            steps.append(_Step(state, entry.op, found if isinstance(found, Target) else None, at))
+            steps.append(_Step(state, entry.op, found, at))
     return steps, ctx
 
 
-def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
-    """Drop the steps of units inside a branch that is skipped or nulled (outer wins).
+def _covered(step: _Step) -> set[Node]:
+    """The nodes whose units ``step`` overrides: a skipped or nulled branch's, or the ops a
+    target replaces beyond its own unit."""
+    nodes = set(step.target.replaces)
+    if step.state.unit.kind == "branch" and _rule(step.op).overrides_nested:
+        nodes.update(step.state.unit.nodes)
+    return nodes
 
-    A unit is inside a branch when its main node is one of the branch's nodes; the largest
-    such branch is named in ``report.overridden``.
+
+def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
+    """Drop the steps of units inside a branch that is skipped or nulled, or whose op another
+    step's target replaces (outer wins).
+
+    A unit is inside when its main node is one of those nodes; the largest such step is
+    named in ``report.overridden``.
     """
-    winners = sorted(
-        (s for s in steps if s.state.unit.kind == "branch" and s.op in _DEPTH_OVERRIDES),
-        key=lambda s: -len(s.state.unit.nodes),
-    )
-    members = [set(w.state.unit.nodes) for w in winners]
+    covered = [(s, _covered(s)) for s in steps]
+    winners = sorted(((s, nodes) for s, nodes in covered if nodes), key=lambda w: -len(w[1]))
     kept = []
     for step in steps:
         main = step.state.unit.main
-        outer = next(
-            (
-                w
-                for w, nodes in zip(winners, members, strict=True)
-                if w is not step and main in nodes
-            ),
-            None,
-        )
+        outer = next((w for w, nodes in winners if w is not step and main in nodes), None)
         if outer is None:
             kept.append(step)
         else:
@@ -153,9 +157,9 @@ def _resolve_nesting(steps: list[_Step], report: ApplyReport) -> list[_Step]:
 
 def _value_names(step: _Step) -> tuple[str, str]:
     """(input, reference output) value names of what the step replaces."""
-    if step.target is None:
+    if not _rule(step.op).builds:
         return step.state.unit.input.name, step.state.unit.output.name
-    replaced = step.state.replaced
+    replaced = step.target.replaced(step.state)
     first = replaced[0].inputs[0]
     assert first is not None
     return first.name, replaced[-1].output.name
@@ -175,14 +179,13 @@ def _calibrate(
         x_name, y_name = _value_names(step)
         x, y = narrowed.view(x_name, seen[x_name]), narrowed.view(y_name, seen[y_name])
         name = step.state.unit.name
-        if step.target is None:
-            approx = x if step.op == "skip" else torch.zeros_like(y)
+        rule = _rule(step.op)
+        if not rule.builds:
+            approx = rule.rewired(x, y)
             report.errors[name] = report.inherited_errors[name] = relative_error(approx, y)
             continue
         report.inherited_errors[name] = relative_error(run_chain(step.new, x), y)
-        refit = REFITS.get(step.op)
-        if refit is not None:
-            refit(step.new, x, y, alpha)
+        rule.refit(step.new, x, y, alpha)
         report.errors[name] = relative_error(run_chain(step.new, x), y)
 
 
@@ -222,13 +225,13 @@ def _recheck(
         name = step.state.unit.name
         state = ctx.state(units[name])
         entry = vocabulary.get(plan.transitions[name])
-        found = check_transition(state, entry, ctx, "kernel" in vocabulary.levels)
-        if isinstance(found, str):
+        found = ctx.check(state, entry, "kernel" in vocabulary.levels)
+        if isinstance(found, Reason):
             report.overridden[name] = f"width: {found}"
             continue
         producer = state.unit.output.producer
         at = position[producer] if producer is not None else -1
-        kept.append(_Step(state, step.op, found if isinstance(found, Target) else None, at))
+        kept.append(_Step(state, step.op, found, at))
     return kept
 
 
@@ -257,14 +260,15 @@ def apply_plan(
         cache = ActivationCache(cache)
     checked, ctx = _checked_steps(result, plan, vocabulary, width)
     steps = _resolve_nesting(checked, report)
-    widths = [s for s in steps if s.op == "width"]
+    widths = [s for s in steps if _rule(s.op).grouped]
     narrowed = WidthResult()
     if widths:
         narrowed = _narrow(result, graph, widths, ctx, cache, width, ridge, report)
         report.applied.update(
             {s.state.unit.name: plan.transitions[s.state.unit.name] for s in widths}
         )
-        steps = _recheck(result, [s for s in steps if s.op != "width"], plan, vocabulary, report)
+        rest = [s for s in steps if not _rule(s.op).grouped]
+        steps = _recheck(result, rest, plan, vocabulary, report)
     steps.sort(key=lambda s: s.position, reverse=True)
     for step in steps:
         step.new = rewrite_unit(result, step.state, step.op, step.target)

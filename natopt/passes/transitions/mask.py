@@ -1,83 +1,51 @@
 """``TransitionMask``: which vocabulary entries each unit of a graph may take.
 
 ``compute_mask(graph, vocabulary)`` returns a ``[units, len(vocabulary)]`` ``torch.bool``
-matrix with the unit list and the vocabulary. The rules (one function per depth entry, and
-``targets.TARGET_RULES`` for the rest):
+matrix with the unit list and the vocabulary, and keeps what each check returned
+(``TransitionMask.targets``: a ``Target`` with its cost, or the ``Reason`` it is invalid).
+``MaskContext.check`` asks the rule of each entry's op (``registry.rule_for``, one file per
+family under ``rules/``; each rule's docstring states its conditions):
 
-- ``keep``: always valid.
-- ``skip`` (the unit becomes the identity): valid when the unit's output has the shape and
-  dtype of its input.
-- ``null`` (the unit's output becomes zero, so each Add reading it becomes its other operand).
-  Call a unit a *null candidate* when its output is not a graph output and every use of it is
-  an operand of a two-input ``Add`` whose other operand is a different value, has the Add's
-  own shape and dtype, and depends on a graph input (is not a constant). ``null`` is valid on
-  a candidate when, for every such Add, the other operand is *not* the output of a null
-  candidate. Hence at most one operand of an Add is ever nullable, and the other operand of
-  every nulled Add stays live: the main path is never zeroed. (In a ResNet block with a
-  downsample shortcut both operands are candidates, so neither is offered null.)
-- type, kernel, low rank, width: ``targets.target_for`` (shapes, groups, strides, padding,
-  cost). Width needs the unit's channel group: when the vocabulary has the width level the
-  context computes the graph's channel groups once (``natopt.passes.width.channel_groups``)
-  and ``MaskContext.state`` gives each unit's state its group.
-- cost order other > skip > null: skip and null remove the unit's MACs and parameters, so
-  against a unit they are always cheaper; every other target must be cheaper than the op it
-  replaces (``targets.cheaper``). Targets of equal cost are therefore masked: separable ->
-  dilated separable at the same kernel, max <-> avg pooling.
+- keep is always valid; skip and null remove the unit's MACs and parameters, so against a
+  unit they are always cheaper (cost order other > skip > null); every other target must be
+  cheaper than the op it replaces (``registry.cheaper``). Targets of equal cost are
+  therefore masked: separable -> dilated separable at the same kernel, max <-> avg pooling.
+- graph-level facts a rule needs (which outputs null may zero) are computed once, when
+  first asked (``MaskContext.facts``). Width needs the unit's channel group: when the
+  vocabulary has the width level the context computes the graph's channel groups once
+  (``natopt.passes.width.channel_groups``) and ``MaskContext.state`` gives each unit's
+  state its group.
 
 Everything is computed from the graph once, arithmetically: no graph is copied per cell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from natopt.ir import Graph, Value
+from natopt.ir import Graph
 from natopt.passes.transitions.masked_softmax import masked_sample
 from natopt.passes.transitions.plan import Plan
+from natopt.passes.transitions.registry import Reason, Target, TransitionRule, rule_for
 from natopt.passes.transitions.state import UnitState, transition_units, unit_state
-from natopt.passes.transitions.targets import Target, target_for
 from natopt.passes.transitions.vocabulary import VOCABULARY, Transition, Vocabulary
 from natopt.passes.units import Unit
 from natopt.passes.width import GroupAnalysis, WidthOptions, channel_groups
 
-__all__ = ["TransitionMask", "MaskContext", "compute_mask", "check_transition"]
-
-
-def _constant_values(graph: Graph) -> set[Value]:
-    """The values computed from no graph input."""
-    constant: set[Value] = set()
-    for node in graph.nodes:
-        if all(v in constant for v in node.input_values):
-            constant.update(node.outputs)
-    return constant
-
-
-def _add_partners(value: Value, constant: set[Value]) -> list[Value] | None:
-    """The other operands of the Adds reading ``value``; ``None`` unless all uses qualify."""
-    if not value.uses or value.is_graph_output():
-        return None
-    partners = []
-    for node, index in value.uses:
-        if node.op != "Add" or len(node.inputs) != 2:
-            return None
-        other = node.inputs[1 - index]
-        if other is None or other is value or other in constant:
-            return None
-        if other.shape != node.output.shape or other.dtype != node.output.dtype:
-            return None
-        partners.append(other)
-    return partners
+__all__ = ["TransitionMask", "MaskContext", "compute_mask"]
 
 
 @dataclass(slots=True)
 class MaskContext:
-    """Graph-level facts the depth rules need, computed once per graph."""
+    """Graph-level facts the rules need, each computed once per graph, when first asked."""
 
-    nullable: set[Value] = field(default_factory=set)  # unit outputs offered null
+    graph: Graph
+    units: Sequence[Unit]
     groups: GroupAnalysis | None = None  # channel groups, when width transitions are wanted
+    _facts: dict[TransitionRule, object] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -85,15 +53,13 @@ class MaskContext:
     ) -> MaskContext:
         """The context of ``graph``; with ``width``, its channel groups too."""
         groups = None if width is None else channel_groups(graph, units, width.rounding)
-        constant = _constant_values(graph)
-        partners = {u.output: _add_partners(u.output, constant) for u in units}
-        candidates = {key for key, found in partners.items() if found is not None}
-        nullable = {
-            key
-            for key in candidates
-            if all(other not in candidates for other in partners[key] or ())
-        }
-        return cls(nullable, groups)
+        return cls(graph, units, groups)
+
+    def facts(self, rule: TransitionRule) -> object:
+        """What ``rule.context`` finds in this graph (computed once)."""
+        if rule not in self._facts:
+            self._facts[rule] = rule.context(self.graph, self.units)
+        return self._facts[rule]
 
     def state(self, unit: Unit) -> UnitState:
         """``unit_state(unit)`` with the channel group the unit leads (width)."""
@@ -106,44 +72,14 @@ class MaskContext:
                 state.group = found
         return state
 
-
-def _keep(state: UnitState, ctx: MaskContext) -> str | None:
-    return None
-
-
-def _skip(state: UnitState, ctx: MaskContext) -> str | None:
-    unit = state.unit
-    if unit.input.shape != unit.output.shape or unit.input.dtype != unit.output.dtype:
-        return (
-            f"skip needs output shape {unit.output.shape} equal to input shape {unit.input.shape}"
-        )
-    return None
-
-
-def _null(state: UnitState, ctx: MaskContext) -> str | None:
-    if state.unit.output not in ctx.nullable:
-        return (
-            "null needs every use of the unit's output to be an Add whose other operand stays "
-            "live (and cannot itself be nulled)"
-        )
-    return None
-
-
-_DEPTH_RULES: dict[str, Callable[[UnitState, MaskContext], str | None]] = {
-    "keep": _keep,
-    "skip": _skip,
-    "null": _null,
-}
-
-
-def check_transition(
-    state: UnitState, entry: Transition, ctx: MaskContext, kernel_level: bool = True
-) -> Target | str | None:
-    """``None`` for a valid depth entry, a ``Target`` for a valid other one, else the reason."""
-    rule = _DEPTH_RULES.get(entry.op)
-    if rule is not None:
-        return rule(state, ctx)
-    return target_for(state, entry, kernel_level)
+    def check(
+        self, state: UnitState, entry: Transition, kernel_level: bool = True
+    ) -> Target | Reason:
+        """The ``Target`` ``entry`` gives ``state``'s unit, or the ``Reason`` it is invalid."""
+        rule = rule_for(entry.op)
+        if rule is None:
+            return Reason(f"{entry.op} has no transition rule (natopt.passes.transitions.rules)")
+        return rule.check(state, entry, self, kernel_level)
 
 
 @dataclass(slots=True)
@@ -155,6 +91,7 @@ class TransitionMask:
     valid: torch.Tensor
     states: list[UnitState]
     width: WidthOptions | None = None  # how width entries were rounded (apply them alike)
+    targets: list[list[Target | Reason]] = field(default_factory=list)
 
     @property
     def unit_names(self) -> list[str]:
@@ -163,6 +100,10 @@ class TransitionMask:
     def valid_names(self, unit: int | str) -> list[str]:
         row = self.unit_names.index(unit) if isinstance(unit, str) else unit
         return [self.vocabulary[int(v)].name for v in self.valid[row].nonzero().flatten()]
+
+    def target(self, unit: int, name: str) -> Target | Reason:
+        """What the mask's check found for unit row ``unit`` and entry ``name``."""
+        return self.targets[unit][self.vocabulary.index(name)]
 
     def counts(self) -> dict[str, int]:
         """How many units may take each entry."""
@@ -201,9 +142,7 @@ def compute_mask(
     ctx = MaskContext.of(graph, units, wanted)
     kernel_level = "kernel" in vocabulary.levels
     states = [ctx.state(u) for u in units]
-    rows = [
-        [not isinstance(check_transition(s, e, ctx, kernel_level), str) for e in vocabulary]
-        for s in states
-    ]
+    targets = [[ctx.check(s, e, kernel_level) for e in vocabulary] for s in states]
+    rows = [[not isinstance(found, Reason) for found in row] for row in targets]
     valid = torch.tensor(rows, dtype=torch.bool).reshape(len(units), len(vocabulary))
-    return TransitionMask(units, vocabulary, valid, states, wanted)
+    return TransitionMask(units, vocabulary, valid, states, wanted, targets)

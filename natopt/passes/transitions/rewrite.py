@@ -1,62 +1,45 @@
-"""One rewrite per transition op, table-driven (``REWRITES``, ``DEPTH_REWRITES``).
+"""Rewriting a unit: ``rewrite_unit`` and the helpers every rule's rewrite builds with.
 
-Main-op rewrites replace the nodes ``state.replaced`` (the conv, the linear, or both halves of
-a separable / low-rank pair) by new nodes inserted in their place; the unit's trailing norm
-and activation chain stay. Weights are inherited (``inherit``) from the unit's dense kernel
-``W`` (``state.dense_weight``), bias kept on the last new node:
+``rewrite_unit(graph, state, op, target)`` asks the rule of ``op`` (``registry.rule_for``)
+for the replacement. A rule that ``builds`` (kernel, separable, pooling, low rank ...)
+returns new nodes inserted before the nodes ``target.replaced(state)`` replaces (the conv, the
+linear, both halves of a separable / low-rank pair, or the chain a target names); here the
+last new node's output takes over the uses of the last replaced one and the replaced nodes
+are removed. The unit's trailing norm
+and activation chain stay. Rules that build nothing (keep, skip, null) rewire the graph
+themselves and leave the unit's nodes to dead-code removal.
 
-- ``conv``      ``Conv_k(x; W, b)      -> Conv_k'(x; centre(W), b)`` (groups kept)
-- ``sep_conv``  ``Conv_k(x; W, b)      -> Conv_1x1(Conv_k'(x; D, groups=C_in); P, b)`` with
-  ``D, P = separable_from_dense(resample(W))``; ``dil_sep_conv`` the same with dilation 2·d₀
-- ``max_pool`` / ``avg_pool``  ``Conv_k(x) -> Pool_k'(x)`` (avg: ``count_include_pad=False``)
-- ``lowrank``   ``Linear(x; W, b)      -> Linear(Linear(x; A); B, b)`` with ``B @ A`` the
-  truncated SVD of ``W`` (two 1x1 convs for a 1x1 conv; stride/padding on the first)
-
-Stride is kept and padding is the target's (output shape unchanged). New nodes are tagged in
-``meta`` (``state`` module docstring) so the result is recognised as the same unit.
-
-Depth rewrites: ``skip``: every use of the unit's output reads its input instead; ``null``:
-every Add reading the unit's output is replaced by its other operand (``x + 0 = x``). The unit's
-nodes are left for dead-code removal.
+Helpers: ``add_node`` (a node inserted before the replaced ones, shapes inferred),
+``source_name`` (the source a single replacement takes, so the unit keeps its name),
+``part_tags`` (the ``meta`` tags of a composite half, ``state`` module docstring) and
+``with_bias``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from natopt.ir import Graph, Node, infer_node
-from natopt.passes.transitions.inherit import (
-    low_rank_from_dense,
-    resample_kernel,
-    separable_from_dense,
-)
-from natopt.passes.transitions.state import (
-    COMPOSITE_PARTS,
-    OP_META,
-    PART_META,
-    UNIT_META,
-    UnitState,
-    dense_weight,
-)
-from natopt.passes.transitions.targets import Target
+from natopt.passes.transitions.registry import Target, rule_for
+from natopt.passes.transitions.state import OP_META, PART_META, UNIT_META, UnitState
 
-__all__ = ["REWRITES", "DEPTH_REWRITES", "rewrite_unit"]
+__all__ = ["rewrite_unit", "add_node", "part_tags", "source_name", "with_bias"]
 
 
-def _source(state: UnitState) -> str:
+def source_name(state: UnitState) -> str:
     """The source a single replacement node takes, so that the unit keeps its name."""
     main = state.unit.main
     return main.source if main.source and main.meta.get(UNIT_META) is None else state.unit.name
 
 
-def _tags(state: UnitState, op: str, part: str, **extra: Any) -> dict[str, Any]:
+def part_tags(state: UnitState, op: str, part: str, **extra: Any) -> dict[str, Any]:
+    """The meta of one half (``part``) of a composite replacement of family ``op``."""
     return {UNIT_META: state.unit.name, OP_META: op, PART_META: part, **extra}
 
 
-def _add(
+def add_node(
     graph: Graph,
     state: UnitState,
     op: str,
@@ -66,6 +49,7 @@ def _add(
     source: str,
     meta: dict[str, Any] | None = None,
 ) -> Node:
+    """A single-input ``op`` node reading ``x``, inserted before the replaced nodes."""
     node = graph.add_node(
         op, [x], attrs, weights, source=source, before=state.replaced[0], name=op.lower()
     )
@@ -74,143 +58,24 @@ def _add(
     return node
 
 
-def _with_bias(weights: dict[str, torch.Tensor], bias: torch.Tensor | None) -> dict:
+def with_bias(weights: dict[str, torch.Tensor], bias: torch.Tensor | None) -> dict:
+    """``weights`` with ``bias`` added when there is one."""
     return weights if bias is None else {**weights, "bias": bias}
 
 
-def _conv(graph: Graph, state: UnitState, target: Target) -> list[Node]:
-    weight, bias = dense_weight(state)
-    k, d = target.kernel or 1, target.dilation
-    attrs = {
-        "stride": state.stride,
-        "padding": target.padding,
-        "dilation": (d, d),
-        "groups": state.groups,
-    }
-    new = resample_kernel(weight, state.dilation, k, d)
-    x = state.replaced[0].inputs[0]
-    return [_add(graph, state, "Conv", x, attrs, _with_bias({"weight": new}, bias), _source(state))]
-
-
-def _separable(graph: Graph, state: UnitState, target: Target) -> list[Node]:
-    weight, bias = dense_weight(state)
-    k, d = target.kernel or 1, target.dilation
-    depthwise, pointwise = separable_from_dense(resample_kernel(weight, state.dilation, k, d))
-    op = target.entry.op
-    first, second = COMPOSITE_PARTS[op]
-    dw_attrs = {"stride": state.stride, "padding": target.padding, "dilation": (d, d)}
-    dw = _add(
-        graph,
-        state,
-        "Conv",
-        state.replaced[0].inputs[0],
-        {**dw_attrs, "groups": state.c_in},
-        {"weight": depthwise},
-        f"{state.unit.name}.{first}",
-        _tags(state, op, first, **{"natopt.kernel": k}),
-    )
-    pw_attrs = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
-    pw = _add(
-        graph,
-        state,
-        "Conv",
-        dw.output,
-        pw_attrs,
-        _with_bias({"weight": pointwise}, bias),
-        f"{state.unit.name}.{second}",
-        _tags(state, op, second, **{"natopt.kernel": k}),
-    )
-    return [dw, pw]
-
-
-def _pool(graph: Graph, state: UnitState, target: Target) -> list[Node]:
-    k = target.kernel or 1
-    attrs: dict[str, Any] = {
-        "kernel_size": (k, k),
-        "stride": state.stride,
-        "padding": target.padding,
-    }
-    op = "MaxPool" if target.entry.op == "max_pool" else "AvgPool"
-    if op == "AvgPool":
-        attrs["count_include_pad"] = False
-    return [_add(graph, state, op, state.replaced[0].inputs[0], attrs, {}, _source(state))]
-
-
-def _lowrank(graph: Graph, state: UnitState, target: Target) -> list[Node]:
-    weight, bias = dense_weight(state)
-    rank = target.rank or 1
-    reduce_w, expand_w = low_rank_from_dense(weight.reshape(weight.shape[0], -1), rank)
-    first, second = COMPOSITE_PARTS["lowrank"]
-    extra = {"natopt.full_rank": state.full_rank, "natopt.divisor": target.entry.divisor}
-    conv = state.replaced[0].op == "Conv"
-    op = "Conv" if conv else "Linear"
-    reduce_attrs: dict[str, Any] = {}
-    expand_attrs: dict[str, Any] = {}
-    if conv:
-        reduce_w, expand_w = reduce_w[:, :, None, None], expand_w[:, :, None, None]
-        reduce_attrs = {"stride": state.stride, "padding": state.padding, "dilation": (1, 1)}
-        expand_attrs = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1)}
-    reduce = _add(
-        graph,
-        state,
-        op,
-        state.replaced[0].inputs[0],
-        reduce_attrs,
-        {"weight": reduce_w},
-        f"{state.unit.name}.{first}",
-        _tags(state, "lowrank", first, **extra),
-    )
-    expand = _add(
-        graph,
-        state,
-        op,
-        reduce.output,
-        expand_attrs,
-        _with_bias({"weight": expand_w}, bias),
-        f"{state.unit.name}.{second}",
-        _tags(state, "lowrank", second, **extra),
-    )
-    return [reduce, expand]
-
-
-REWRITES: dict[str, Callable[[Graph, UnitState, Target], list[Node]]] = {
-    "conv": _conv,
-    "sep_conv": _separable,
-    "dil_sep_conv": _separable,
-    "max_pool": _pool,
-    "avg_pool": _pool,
-    "lowrank": _lowrank,
-}
-
-
-def _skip(graph: Graph, state: UnitState) -> None:
-    graph.replace_all_uses(state.unit.output, state.unit.input)
-
-
-def _null(graph: Graph, state: UnitState) -> None:
-    for add, index in list(state.unit.output.uses):
-        other = add.inputs[1 - index]
-        assert other is not None  # guaranteed by the mask's null rule
-        graph.replace_all_uses(add.output, other)
-
-
-DEPTH_REWRITES: dict[str, Callable[[Graph, UnitState], None]] = {"skip": _skip, "null": _null}
-
-
-def rewrite_unit(graph: Graph, state: UnitState, op: str, target: Target | None) -> list[Node]:
+def rewrite_unit(graph: Graph, state: UnitState, op: str, target: Target) -> list[Node]:
     """Apply transition ``op`` to ``state``'s unit in ``graph``; returns the new nodes.
 
-    Preconditions: the transition passed the mask's rules (``target`` given for main-op
-    rewrites). Replaced nodes are removed here; depth rewrites leave dead nodes behind.
+    Preconditions: ``target`` is what the rule's check returned. Replaced nodes are removed
+    here; rules that build nothing (keep, skip, null) leave dead nodes behind.
     """
-    if op == "keep":
-        return []
-    if op in DEPTH_REWRITES:
-        DEPTH_REWRITES[op](graph, state)
-        return []
-    assert target is not None
-    new = REWRITES[op](graph, state, target)
-    graph.replace_all_uses(state.replaced[-1].output, new[-1].output)
-    for node in reversed(state.replaced):
+    rule = rule_for(op)
+    assert rule is not None, op  # every op of a vocabulary entry has a rule
+    if not rule.builds:
+        return rule.rewrite(graph, state, target)
+    new = rule.rewrite(graph, state, target)
+    replaced = target.replaced(state)
+    graph.replace_all_uses(replaced[-1].output, new[-1].output)
+    for node in reversed(replaced):
         graph.remove_node(node)
     return new

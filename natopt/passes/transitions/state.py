@@ -10,7 +10,9 @@ stable name), ``natopt.op`` (the family), ``natopt.part`` (``depthwise``/``point
 ``reduce``/``expand``), and for low-rank ``natopt.full_rank`` / ``natopt.divisor``.
 ``transition_units`` regroups the two units ``find_units`` sees in such a pair into one unit
 named ``natopt.unit``, so a separable unit is offered its own transitions and a plan for the
-rewritten graph names units as the plan for the original did.
+rewritten graph names units as the plan for the original did. A composite family is read back
+by the rule that creates it (``registry.family_rule``: its ``parts``, ``read`` and
+``dense_weight``); the lifted Conv and Linear are read here.
 
 Geometry (``kernel``, ``dilation``) is read only for 2-D convolutions with a square odd
 kernel and equal dilations (``kernel`` is ``None`` otherwise: no type or kernel transition).
@@ -30,6 +32,7 @@ import torch
 
 from natopt.ir import Cost, Graph, Node, node_cost
 from natopt.ir.types import numel
+from natopt.passes.transitions.registry import family_rule
 from natopt.passes.units import Unit, find_units
 from natopt.passes.width import ChannelGroup
 
@@ -38,20 +41,15 @@ __all__ = [
     "unit_state",
     "transition_units",
     "dense_weight",
+    "per_dim",
     "UNIT_META",
     "OP_META",
     "PART_META",
-    "COMPOSITE_PARTS",
 ]
 
 UNIT_META = "natopt.unit"
 OP_META = "natopt.op"
 PART_META = "natopt.part"
-COMPOSITE_PARTS: dict[str, tuple[str, str]] = {
-    "sep_conv": ("depthwise", "pointwise"),
-    "dil_sep_conv": ("depthwise", "pointwise"),
-    "lowrank": ("reduce", "expand"),
-}
 _OP_FAMILY = {"Conv": "conv", "Linear": "linear", "MaxPool": "max_pool", "AvgPool": "avg_pool"}
 
 
@@ -79,18 +77,18 @@ class UnitState:
     group_reason: str = "the vocabulary has no width level"
 
 
-def _per_dim(value: tuple[int, ...] | int, n: int) -> tuple[int, ...]:
+def per_dim(value: tuple[int, ...] | int, n: int) -> tuple[int, ...]:
     value = tuple(value) if isinstance(value, (tuple, list)) else (int(value),)
     return value * n if len(value) == 1 else value
 
 
-def _conv_geometry(state: UnitState, conv: Node, channels_in: int, channels_out: int) -> None:
+def conv_geometry(state: UnitState, conv: Node, channels_in: int, channels_out: int) -> None:
     """Kernel, stride, padding and dilation of a conv node (kernel only when 2-D, square, odd)."""
     kernel = tuple(conv.weights["weight"].shape[2:])
     n = len(kernel)
-    dilation = _per_dim(conv.attrs["dilation"], n)
-    state.stride = _per_dim(conv.attrs["stride"], n)
-    state.padding = _per_dim(conv.attrs["padding"], n)
+    dilation = per_dim(conv.attrs["dilation"], n)
+    state.stride = per_dim(conv.attrs["stride"], n)
+    state.padding = per_dim(conv.attrs["padding"], n)
     state.c_in, state.c_out = channels_in, channels_out
     out = state.replaced[-1].output
     state.positions = numel(out.shape) // max(channels_out, 1)
@@ -104,16 +102,9 @@ def _read_conv(state: UnitState) -> None:
     weight = conv.weights["weight"]
     state.groups = int(conv.attrs["groups"])
     state.bias = "bias" in conv.weights
-    _conv_geometry(state, conv, int(weight.shape[1]) * state.groups, int(weight.shape[0]))
+    conv_geometry(state, conv, int(weight.shape[1]) * state.groups, int(weight.shape[0]))
     if weight.dim() == 4 and state.groups == 1 and tuple(weight.shape[2:]) == (1, 1):
         state.full_rank = min(state.c_in, state.c_out)
-
-
-def _read_separable(state: UnitState) -> None:
-    depthwise, pointwise = state.replaced
-    state.bias = "bias" in pointwise.weights
-    channels = int(depthwise.weights["weight"].shape[0])
-    _conv_geometry(state, depthwise, channels, int(pointwise.weights["weight"].shape[0]))
 
 
 def _read_linear(state: UnitState) -> None:
@@ -124,35 +115,27 @@ def _read_linear(state: UnitState) -> None:
     state.full_rank = min(state.c_in, state.c_out)
 
 
-def _read_lowrank(state: UnitState) -> None:
-    reduce, expand = state.replaced
-    state.c_in = int(reduce.weights["weight"].shape[1])
-    state.c_out = int(expand.weights["weight"].shape[0])
-    state.bias = "bias" in expand.weights
-    state.positions = numel(expand.output.shape) // max(state.c_out, 1)
-    state.full_rank = int(reduce.meta["natopt.full_rank"])
-    state.divisor = int(reduce.meta["natopt.divisor"])
-    if reduce.op == "Conv":
-        state.stride = _per_dim(reduce.attrs["stride"], 2)
-        state.padding = _per_dim(reduce.attrs["padding"], 2)
-
-
 _READERS: dict[str, Callable[[UnitState], None]] = {
     "conv": _read_conv,
-    "sep_conv": _read_separable,
-    "dil_sep_conv": _read_separable,
     "linear": _read_linear,
-    "lowrank": _read_lowrank,
 }
+
+
+def _composite_parts(family: object) -> tuple[str, str] | None:
+    """The part tags of a composite unit family (created by a rule), else ``None``."""
+    if not isinstance(family, str):
+        return None
+    rule = family_rule(family)
+    return None if rule is None else rule.parts
 
 
 def _family_and_replaced(unit: Unit) -> tuple[str, list[Node]]:
     if unit.kind == "branch":
         return "branch", []
     family = unit.main.meta.get(OP_META)
-    if family in COMPOSITE_PARTS:
+    wanted = _composite_parts(family)
+    if wanted is not None:
         parts = {n.meta.get(PART_META): n for n in unit.nodes if n.meta.get(OP_META) == family}
-        wanted = COMPOSITE_PARTS[family]
         if set(parts) != set(wanted):
             return "other", []
         first, second = parts[wanted[0]], parts[wanted[1]]
@@ -176,6 +159,9 @@ def unit_state(unit: Unit) -> UnitState:
     reader = _READERS.get(family)
     if reader is not None:
         reader(state)
+    rule = family_rule(family)
+    if rule is not None:
+        rule.read(state)
     return state
 
 
@@ -217,13 +203,7 @@ def dense_weight(state: UnitState) -> tuple[torch.Tensor, torch.Tensor | None]:
     """
     last = state.replaced[-1]
     bias = last.weights.get("bias")
-    if state.family in ("sep_conv", "dil_sep_conv"):
-        depthwise = state.replaced[0].weights["weight"]  # [C, 1, k, k]
-        pointwise = last.weights["weight"]  # [O, C, 1, 1]
-        return pointwise * depthwise[:, 0][None], bias
-    if state.family == "lowrank":
-        reduce = state.replaced[0].weights["weight"]
-        expand = last.weights["weight"]
-        dense = expand.reshape(expand.shape[0], -1) @ reduce.reshape(reduce.shape[0], -1)
-        return dense.reshape(expand.shape[0], -1, *reduce.shape[2:]), bias
+    rule = family_rule(state.family)
+    if rule is not None:
+        return rule.dense_weight(state)
     return state.replaced[0].weights["weight"], bias

@@ -2,7 +2,9 @@
 
 Every unit of every graph is scored against the same ordered list of entries, so a policy can
 emit a ``[units, len(vocabulary)]`` logit matrix and the validity mask (``TransitionMask``)
-switches off what a unit cannot do. An entry says what a unit becomes:
+switches off what a unit cannot do. The entries are those of the registered transition rules
+(``registry.rules()``, one file per family under ``rules/``), in rule ``order``; a rule marked
+``optional`` keeps its entries out of ``VOCABULARY``. An entry says what a unit becomes:
 
 | level   | entries                                        | target                      |
 | ------- | ---------------------------------------------- | --------------------------- |
@@ -20,13 +22,15 @@ only when the vocabulary also holds the ``kernel`` level; otherwise it keeps the
 ``SPACES["nat++"]`` (depth + type + kernel) and ``SPACES["full"]`` (all levels). A width entry
 keeps ``fraction`` of a conv/linear unit's output channels, rounded up to the device's channel
 block, and acts on the unit's whole channel group (``natopt.passes.width``); it is offered only
-on the group's leader (``targets.TARGET_RULES["width"]``).
+on the group's leader (``rules.width``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from natopt.passes.transitions.registry import LEVELS, Transition, rules
 
 __all__ = [
     "LEVELS",
@@ -37,44 +41,10 @@ __all__ = [
     "vocabulary_for",
 ]
 
-LEVELS = ("depth", "type", "kernel", "lowrank", "width")
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """One vocabulary entry.
-
-    ``op`` is what the unit becomes ("keep", "skip", "null", "conv", "sep_conv",
-    "dil_sep_conv", "max_pool", "avg_pool", "lowrank", "width"); ``kernel`` the target kernel
-    size per spatial dim (conv-like and pooling targets); ``divisor`` the reduction of a
-    dimension (the rank for "lowrank": full rank // divisor); ``fraction`` the share of output
-    channels a "width" entry keeps (before rounding).
-    """
-
-    name: str
-    level: str
-    op: str
-    kernel: int | None = None
-    divisor: int | None = None
-    fraction: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.level not in LEVELS:
-            raise ValueError(f"Transition {self.name}: level {self.level!r} not in {LEVELS}")
-
 
 def _entries() -> tuple[Transition, ...]:
-    depth = [Transition(op, "depth", op) for op in ("keep", "skip", "null")]
-    kernel = [Transition(f"conv_{k}x{k}", "kernel", "conv", k) for k in (7, 5, 3, 1)]
-    typed = [Transition(f"sep_conv_{k}x{k}", "type", "sep_conv", k) for k in (7, 5, 3)]
-    typed += [Transition(f"dil_sep_conv_{k}x{k}", "type", "dil_sep_conv", k) for k in (5, 3)]
-    typed += [Transition(f"{op}_3x3", "type", op, 3) for op in ("max_pool", "avg_pool")]
-    lowrank = [Transition(f"lowrank_1_{d}", "lowrank", "lowrank", divisor=d) for d in (2, 4, 8)]
-    width = [
-        Transition(f"width_{a}_{b}", "width", "width", fraction=a / b)
-        for a, b in ((3, 4), (1, 2), (1, 4))
-    ]
-    return (*depth, *kernel, *typed, *lowrank, *width)
+    """The entries of every registered rule that is not ``optional``, in rule order."""
+    return tuple(entry for rule in rules() if not rule.optional for entry in rule.entries)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ import torch
 from natopt.errors import PlanError
 from natopt.ir import graph_cost, run_graph
 from natopt.passes.transitions import SPACES, VOCABULARY, apply_plan, compute_mask
-from natopt.passes.transitions.mask import MaskContext, check_transition
+from natopt.passes.transitions.mask import MaskContext
+from natopt.passes.transitions.registry import Reason
 from natopt.passes.transitions.state import transition_units
 from natopt.passes.width import ChannelRounding, WidthOptions
 from natopt.pipeline.optimize import OptimizeConfig, _vocabulary
@@ -69,10 +70,10 @@ def test_duplicate_and_useless_roundings_are_masked(toy) -> None:
     }
     units = transition_units(graph)
     ctx = MaskContext.of(graph, units, WidthOptions())
-    reason = check_transition(ctx.state(units[0]), VOCABULARY.get("width_1_2"), ctx)
-    assert isinstance(reason, str) and "same 32 channels as width_3_4" in reason
-    reason = check_transition(ctx.state(units[-1]), VOCABULARY.get("width_1_2"), ctx)
-    assert isinstance(reason, str) and "graph output" in reason
+    reason = ctx.check(ctx.state(units[0]), VOCABULARY.get("width_1_2"))
+    assert isinstance(reason, Reason) and "same 32 channels as width_3_4" in reason.message
+    reason = ctx.check(ctx.state(units[-1]), VOCABULARY.get("width_1_2"))
+    assert isinstance(reason, Reason) and "graph output" in reason.message
     coarse = compute_mask(
         graph, width=WidthOptions(rounding=ChannelRounding(block=4, small_block=4))
     )
