@@ -576,6 +576,11 @@ def _search_plan(
     plan = Plan(strip_keep(found.best_plan))
     scored = [e for e in problem.evaluated[start:] if e["split"] == "search" and e["within_budget"]]
     size = config.rungs[0][0] if config.rungs else 1
+    within = [e["plan"] for e in problem.evaluated[start:] if e["within_budget"]]
+    if plan.transitions not in within and scored:
+        # the penalty lets a plan a little over the budget outscore every plan within it
+        # when it is much better; the budget is a cap, so the best plan within it is taken
+        plan = Plan(objective.pool(scored, 1)[0])
     pool = [plan.transitions]
     pool += [p for p in objective.pool(scored, size) if p != plan.transitions]
     return plan, found, pool[:size]
