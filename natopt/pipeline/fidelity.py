@@ -41,7 +41,7 @@ from natopt.ir import graph_cost
 from natopt.pipeline.data import Dataset
 from natopt.pipeline.executor import Executor, InProcessExecutor, TaskResult
 from natopt.pipeline.finetune import FinetuneConfig, finetune
-from natopt.pipeline.problem import SearchProblem, strip_keep
+from natopt.pipeline.problem import SearchProblem, plan_key, strip_keep
 
 __all__ = [
     "Candidate",
@@ -235,5 +235,4 @@ def _for_workers(problem: SearchProblem) -> SearchProblem:
 
 def _plan_seed(plan: dict[str, str]) -> int:
     """A stable small integer from the plan's content (not Python's salted ``hash``)."""
-    text = ",".join(f"{u}={t}" for u, t in sorted(plan.items()))
-    return sum((i + 1) * ord(ch) for i, ch in enumerate(text)) % 997
+    return sum((i + 1) * ord(ch) for i, ch in enumerate(plan_key(plan))) % 997

@@ -68,6 +68,7 @@ from natopt.pipeline.problem import (
     calibration_batches,
     cheapest_plan,
     graph_outputs,
+    plan_key,
     strip_keep,
 )
 from natopt.pipeline.progress import ProgressBar
@@ -496,7 +497,7 @@ def _measured_ratios(
 
 
 def _key(plan: dict[str, str]) -> str:
-    return ",".join(f"{unit}={t}" for unit, t in sorted(plan.items())) or "(original)"
+    return plan_key(plan) or "(original)"
 
 
 def _final_model(

@@ -34,6 +34,7 @@ __all__ = [
     "SearchProblem",
     "graph_outputs",
     "strip_keep",
+    "plan_key",
     "calibration_batches",
     "cheapest_plan",
     "unit_savings",
@@ -42,6 +43,11 @@ __all__ = [
 
 def strip_keep(plan: dict[str, str]) -> dict[str, str]:
     return {unit: t for unit, t in plan.items() if t != "keep"}
+
+
+def plan_key(plan: dict[str, str]) -> str:
+    """The plan as stable text, ``unit=transition`` sorted by unit ("" for the original)."""
+    return ",".join(f"{unit}={t}" for unit, t in sorted(plan.items()))
 
 
 def graph_outputs(graph: Graph, data: Dataset, batch_size: int | None = None) -> torch.Tensor:

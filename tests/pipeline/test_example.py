@@ -13,6 +13,7 @@ import json
 import pytest
 
 from natopt.cli.main import main
+from natopt.pipeline.problem import plan_key
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,7 @@ def test_the_example_asks_for_the_fastest_model_within_the_tolerance(example):
     tries = report["search"]["final_tries"]
     assert tries[-1]["within"] is True and tries[-1]["plan"] == report["plan"]
     if len(ratios) > 1:
-        first = ",".join(f"{u}={t}" for u, t in sorted(tries[0]["plan"].items()))
-        assert ratios[first] == min(ratios.values())
+        assert ratios[plan_key(tries[0]["plan"])] == min(ratios.values())
 
 
 def test_the_example_report_has_the_control(example):
