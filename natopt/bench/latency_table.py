@@ -202,7 +202,7 @@ class LatencyTable:
         entries, _ = _read(self.path)
         entries.update(self.entries)
         data = {
-            "version": TABLE_VERSION,
+            "schema": TABLE_VERSION,
             "device": asdict(self.device),
             "overhead_ms": self.overhead_ms,
             "overhead_min_ms": self.overhead_min_ms,
@@ -297,7 +297,8 @@ def _read(path: Path) -> tuple[dict[str, LatencyEntry], tuple[float, float]]:
     """Entries and overheads from a cache file; an unreadable one is treated as empty."""
     try:
         data = json.loads(path.read_text())
-        if data.get("version") != TABLE_VERSION:
+        # "schema", as in every other file natopt writes; caches written before it say "version"
+        if data.get("schema", data.get("version")) != TABLE_VERSION:
             return {}, (0.0, 0.0)
         entries = {k: LatencyEntry(**v) for k, v in data["entries"].items()}
         overheads = float(data["overhead_ms"]), float(data.get("overhead_min_ms", 0.0))

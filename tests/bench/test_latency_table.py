@@ -178,6 +178,20 @@ def test_the_cache_is_merged_and_written_atomically(cache):
     assert [p.name for p in merged.path.parent.iterdir()] == [merged.path.name]
 
 
+def test_the_cache_says_its_schema_and_reads_files_that_said_version(cache):
+    graph = canonical(Blocks())
+    estimate_latency(graph, table())
+    path = table().path
+    data = json.loads(path.read_text())
+    assert data["schema"] == 1 and "version" not in data
+    data["version"] = data.pop("schema")  # a cache written before the key was renamed
+    path.write_text(json.dumps(data))
+    assert table().pending([graph]) == []
+    data["version"] = 2  # a future layout is not read
+    path.write_text(json.dumps(data))
+    assert table().entries == {}
+
+
 def test_an_unreadable_cache_starts_empty(cache):
     path = cache / "latency" / f"{Device.detect('cpu').key}.json"
     path.parent.mkdir(parents=True)
