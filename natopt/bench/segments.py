@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from natopt.ir import Graph, Node, Value, infer_node
+from natopt.ir import Graph, Node, Value, constant_nodes, constant_values, infer_node
 from natopt.ir.types import concrete_shape, to_torch_dtype
 from natopt.passes.calibration import capture
 from natopt.passes.units import find_units
@@ -68,17 +68,7 @@ def is_float(value: Value) -> bool:
     return to_torch_dtype(value.dtype).is_floating_point
 
 
-def _constant_ids(graph: Graph) -> set[Node | Value]:
-    """The nodes (and their values) that depend on no graph input."""
-    constant: set[Node | Value] = set()
-    for node in graph.nodes:
-        if all(v in constant for v in node.input_values):
-            constant.add(node)
-            constant.update(node.outputs)
-    return constant
-
-
-def _groups(graph: Graph, constant: set[Node | Value]) -> list[list[Node]]:
+def _groups(graph: Graph, constant: frozenset[Node]) -> list[list[Node]]:
     """Unit chains and single nodes, in graph order, constant nodes left out."""
     chain_of: dict[Node, list[Node]] = {}
     for unit in find_units(graph):
@@ -120,7 +110,7 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
-def _segment(nodes: list[Node], constant: set[Node | Value], symbols: dict[str, int]) -> Segment:
+def _segment(nodes: list[Node], constant: frozenset[Value], symbols: dict[str, int]) -> Segment:
     inside = set(nodes)
     position: dict[Value, tuple[int, int]] = {}
     inputs: list[Value] = []
@@ -180,8 +170,8 @@ def _segment(nodes: list[Node], constant: set[Node | Value], symbols: dict[str, 
 def graph_segments(graph: Graph, symbols: Mapping[str, int] | None = None) -> list[Segment]:
     """The segments of ``graph`` in graph order (see the module docstring)."""
     symbols = dict(symbols or {})
-    constant = _constant_ids(graph)
-    return [_segment(g, constant, symbols) for g in _groups(graph, constant)]
+    constant = constant_values(graph)
+    return [_segment(g, constant, symbols) for g in _groups(graph, constant_nodes(graph))]
 
 
 def clone_nodes(

@@ -1,5 +1,7 @@
-"""The typed operation IR: values, nodes, graphs, the op registry, costs and the verifier."""
+"""The typed operation IR: values, nodes, graphs, the op registry, costs, analyses
+and the verifier."""
 
+from natopt.ir.analysis import constant_nodes, constant_values
 from natopt.ir.cost import Cost, graph_cost, node_cost
 from natopt.ir.graph import Graph, Node, Value
 from natopt.ir.infer import ShapeInferenceError, infer_node, infer_shapes
@@ -21,6 +23,8 @@ __all__ = [
     "ShapeInferenceError",
     "Value",
     "call_node",
+    "constant_nodes",
+    "constant_values",
     "format_graph",
     "get_spec",
     "graph_cost",

@@ -17,8 +17,9 @@
   contain conv/linear/pool units; conv/linear/pool units never overlap each other.
 
 Dominators are computed in one pass over the topological order (Cooper, Harvey and Kennedy's
-intersection on the dominator tree, which needs no iteration on a DAG); constant values
-(those computed from no graph input) are left out, so a parameter never breaks dominance.
+intersection on the dominator tree, which needs no iteration on a DAG); constant nodes
+(``natopt.ir.constant_nodes``: those computed from no graph input) are left out, so a
+parameter never breaks dominance.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from natopt.ir import Graph, Node, Value, get_spec, ops_of_kind
+from natopt.ir import Graph, Node, Value, constant_nodes, get_spec, ops_of_kind
 
 __all__ = [
     "Unit",
@@ -121,16 +122,15 @@ class _Dominators:
     """Immediate dominators of the non-constant nodes of a graph, graph inputs as roots."""
 
     def __init__(self, graph: Graph) -> None:
-        self.constant: set[Node] = set()
+        self.constant = constant_nodes(graph)
         self.idom: dict[_Vertex, _Vertex] = {}  # node or input value -> its idom
         self.depth: dict[_Vertex, int] = {None: 0}
         for value in graph.inputs:
             self.idom[value], self.depth[value] = None, 1
         for node in graph.nodes:
-            preds = {self.origin(v) for v in node.input_values if not self.is_constant(v)}
-            if not preds:
-                self.constant.add(node)
+            if node in self.constant:
                 continue
+            preds = {self.origin(v) for v in node.input_values if not self.is_constant(v)}
             dom = preds.pop()
             for pred in preds:
                 dom = self._intersect(dom, pred)

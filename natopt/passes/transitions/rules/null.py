@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from natopt.ir import Cost, Graph, Node, Value
+from natopt.ir import Cost, Graph, Node, Value, constant_values
 from natopt.passes.transitions.registry import (
     Reason,
     Target,
@@ -37,16 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["NullRule"]
 
 
-def _constant_values(graph: Graph) -> set[Value]:
-    """The values computed from no graph input."""
-    constant: set[Value] = set()
-    for node in graph.nodes:
-        if all(v in constant for v in node.input_values):
-            constant.update(node.outputs)
-    return constant
-
-
-def _add_partners(value: Value, constant: set[Value]) -> list[Value] | None:
+def _add_partners(value: Value, constant: frozenset[Value]) -> list[Value] | None:
     """The other operands of the Adds reading ``value``; ``None`` unless all uses qualify."""
     if not value.uses or value.is_graph_output():
         return None
@@ -76,7 +67,7 @@ class NullRule(TransitionRule):
 
     def context(self, graph: Graph, units: Sequence[Unit]) -> set[Value]:
         """The unit outputs offered null."""
-        constant = _constant_values(graph)
+        constant = constant_values(graph)
         partners = {u.output: _add_partners(u.output, constant) for u in units}
         candidates = {key for key, found in partners.items() if found is not None}
         return {
