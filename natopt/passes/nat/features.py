@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
-from natopt.ir import Graph, Value, graph_cost
+from natopt.ir import Graph, Node, Value, graph_cost
 from natopt.ir.types import concrete_shape
 from natopt.passes.transitions.state import UnitState, transition_units, unit_state
 from natopt.passes.units import Unit
@@ -161,17 +161,17 @@ def _unit_numeric(state: UnitState, depth: float, total_macs: int) -> list[float
 
 def _edges(units: list[Unit]) -> set[tuple[int, int]]:
     """Undirected (i < j) flow and containment edges between unit indices."""
-    leaf_of: dict[int, int] = {}
-    branch_at: dict[int, list[int]] = {}
-    merged_by: dict[int, list[int]] = {}
+    leaf_of: dict[Node, int] = {}
+    branch_at: dict[Value, list[int]] = {}
+    merged_by: dict[Node, list[int]] = {}
     for i, unit in enumerate(units):
         if unit.kind == "branch":
-            branch_at.setdefault(id(unit.input), []).append(i)
+            branch_at.setdefault(unit.input, []).append(i)
             if unit.merge is not None:
-                merged_by.setdefault(id(unit.merge), []).append(i)
+                merged_by.setdefault(unit.merge, []).append(i)
         else:
             for node in unit.nodes:
-                leaf_of[id(node)] = i
+                leaf_of[node] = i
     edges: set[tuple[int, int]] = set()
 
     def link(a: int, b: int) -> None:
@@ -179,25 +179,25 @@ def _edges(units: list[Unit]) -> set[tuple[int, int]]:
             edges.add((min(a, b), max(a, b)))
 
     for i, unit in enumerate(units):
-        stack, seen = [unit.output], set()
+        stack, seen = [unit.output], set[Value]()
         while stack:
             value = stack.pop()
-            if id(value) in seen:
+            if value in seen:
                 continue
-            seen.add(id(value))
-            for j in branch_at.get(id(value), ()):
+            seen.add(value)
+            for j in branch_at.get(value, ()):
                 link(i, j)
             for consumer in value.consumers:
-                owners = merged_by.get(id(consumer), ())
+                owners = merged_by.get(consumer, ())
                 for j in owners:
                     link(i, j)
-                if id(consumer) in leaf_of:
-                    link(i, leaf_of[id(consumer)])
+                if consumer in leaf_of:
+                    link(i, leaf_of[consumer])
                 elif not owners or i in owners:
                     stack.extend(consumer.outputs)
-    branch_nodes = {j: {id(n) for n in u.nodes} for j, u in enumerate(units) if u.kind == "branch"}
+    branch_nodes = {j: set(u.nodes) for j, u in enumerate(units) if u.kind == "branch"}
     for i, unit in enumerate(units):
-        inside = {id(node) for node in unit.nodes}
+        inside = set(unit.nodes)
         holders = [j for j, nodes in branch_nodes.items() if j != i and inside <= nodes]
         if holders:
             link(i, min(holders, key=lambda j: len(branch_nodes[j])))
@@ -209,10 +209,10 @@ def unit_graph(graph: Graph, units: list[Unit] | None = None) -> UnitGraph:
     rows of ``compute_mask(graph)``, so the policy's rows match the mask's)."""
     units = transition_units(graph) if units is None else units
     states = [unit_state(u) for u in units]
-    position = {id(node): i for i, node in enumerate(graph.nodes)}
+    position = {node: i for i, node in enumerate(graph.nodes)}
     last = max(len(graph.nodes) - 1, 1)
     total_macs = graph_cost(graph).macs
-    numeric = [_unit_numeric(s, position[id(s.unit.nodes[0])] / last, total_macs) for s in states]
+    numeric = [_unit_numeric(s, position[s.unit.nodes[0]] / last, total_macs) for s in states]
     pairs = sorted(_edges(units))
     sources = [a for a, _ in pairs] + [b for _, b in pairs]
     targets = [b for _, b in pairs] + [a for a, _ in pairs]
