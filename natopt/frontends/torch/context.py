@@ -75,7 +75,7 @@ class LiftContext:
 
     graph: Graph
     dim_sources: dict[str, tuple[Value, int]] = field(default_factory=dict)
-    _constants: dict[int, Value] = field(default_factory=dict)
+    _constants: dict[ParamRef, Value] = field(default_factory=dict)
     _dim_tensors: dict[str, Value] = field(default_factory=dict)
     fx_node: fx.Node | None = None
     example: Any = None
@@ -131,12 +131,11 @@ class LiftContext:
         if isinstance(x, Value):
             return x
         if isinstance(x, ParamRef):
-            key = id(x)
-            if key not in self._constants:
-                self._constants[key] = self.constant(
+            if x not in self._constants:
+                self._constants[x] = self.constant(
                     x.tensor, trainable=x.trainable, source=module_of(x.path) or x.path
                 )
-            return self._constants[key]
+            return self._constants[x]
         if isinstance(x, torch.Tensor):
             return self.constant(x)
         if isinstance(x, (bool, int, float)):
