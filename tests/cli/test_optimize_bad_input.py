@@ -94,6 +94,14 @@ CASES: dict[str, tuple[Case, str]] = {
     "wrong input names": (_with("model.onnx", "names.npz"), "found ['images', 'y']"),
     "NaN": (_with("model.onnx", "nan.npz"), "NaN"),
     "labels out of range": (_with("model.onnx", "labels.npz"), "the model has 10 classes"),
+    "objective with a budget": (
+        _with("model.onnx", "data.npz", "--objective", "accuracy", "--budget", "macs=0.5"),
+        "ask for two different things",
+    ),
+    "rungs wider than the search": (
+        _with("model.onnx", "data.npz", "--rungs", "8x10,2x20"),
+        "the first rung fine-tunes 8 plans, but the search scores only 4",
+    ),
 }
 
 
@@ -108,7 +116,7 @@ def _run(case: str, inputs: Path, out: Path, *extra: str) -> int:
     outputs = ["-o", str(out / "m.onnx"), "--report", str(out / "r.json")]
     outputs += ["--save-plan", str(out / "p.json")]
     small = ["--evaluations", "4", "--finetune-steps", "5", "--rungs", "none", "--no-latency"]
-    return main(["optimize", *argv, *outputs, *small, *extra])
+    return main(["optimize", *outputs, *small, *argv, *extra])  # a case's flags win
 
 
 @pytest.mark.parametrize("case", CASES)
