@@ -26,8 +26,8 @@ from natopt.passes.nat.knapsack import (
 from natopt.passes.nat.policy import NATPolicy
 from natopt.passes.nat.search import SearchConfig, nat_search
 from natopt.passes.nat.space import (
+    Choices,
     Evaluation,
-    Plan,
     PlanEvaluator,
     Progress,
     SearchResult,
@@ -45,7 +45,7 @@ __all__ = [
     "GrownPlans",
     "KnapsackSolution",
     "NATPolicy",
-    "Plan",
+    "Choices",
     "PlanEvaluator",
     "Progress",
     "SearchConfig",

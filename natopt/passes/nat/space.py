@@ -46,7 +46,7 @@ import torch
 from natopt.passes.nat.features import UnitGraph
 
 __all__ = [
-    "Plan",
+    "Choices",
     "Evaluation",
     "SearchSpace",
     "Trace",
@@ -55,7 +55,9 @@ __all__ = [
     "Progress",
 ]
 
-Plan = dict[str, str]
+# unit name -> transition name, as the searches draw them; natopt.passes.transitions.Plan is the
+# validated, serialisable plan that optimize hands on and apply_plan applies
+Choices = dict[str, str]
 Progress = Callable[[int, int, dict[str, Any]], None]
 
 
@@ -82,9 +84,9 @@ class SearchSpace:
     vocabulary: list[str]
     mask: torch.Tensor
     graph: UnitGraph
-    evaluate: Callable[[Plan], Evaluation]
-    validate: Callable[[Plan], Evaluation] | None = None
-    train_shared: Callable[[list[Plan]], None] | None = None
+    evaluate: Callable[[Choices], Evaluation]
+    validate: Callable[[Choices], Evaluation] | None = None
+    train_shared: Callable[[list[Choices]], None] | None = None
     identity: str = "keep"
     savings: torch.Tensor | None = None
     required_saving: float | None = None
@@ -147,7 +149,7 @@ class SearchSpace:
         index = torch.tensor(actions, dtype=torch.long).unsqueeze(1)
         return float(self.savings.gather(1, index).sum())
 
-    def plan(self, actions: tuple[int, ...]) -> Plan:
+    def plan(self, actions: tuple[int, ...]) -> Choices:
         """The plan naming, for every unit, the transition with index ``actions[u]``."""
         return {unit: self.vocabulary[a] for unit, a in zip(self.units, actions, strict=True)}
 
@@ -171,7 +173,7 @@ class SearchResult:
     """
 
     method: str
-    best_plan: Plan
+    best_plan: Choices
     best_evaluation: Evaluation
     history: list[Trace]
     evaluations: int

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from natopt.passes.nat.features import FEATURES, OP_TYPES, UnitGraph
-from natopt.passes.nat.space import Evaluation, Plan, SearchSpace
+from natopt.passes.nat.space import Choices, Evaluation, SearchSpace
 
 __all__ = ["SYNTHETIC_VOCABULARY", "SyntheticProblem", "synthetic_problem"]
 
@@ -44,7 +44,7 @@ class SyntheticProblem:
     """A synthetic space and its exhaustively computed rewards (``rewards``: every plan's)."""
 
     space: SearchSpace
-    best_plan: Plan
+    best_plan: Choices
     best_reward: float
     rewards: np.ndarray
 
@@ -85,12 +85,12 @@ def synthetic_problem(
         cost = sum(size[u] * _RELATIVE_COST[a] for u, a in enumerate(actions))
         return Evaluation(float(objective(quality, cost)), float(quality), float(cost))
 
-    def exact(plan: Plan) -> Evaluation:
+    def exact(plan: Choices) -> Evaluation:
         return score(tuple(index[plan[name]] for name in names))
 
     noise_rng = np.random.default_rng([seed, 1])
 
-    def measured(plan: Plan) -> Evaluation:
+    def measured(plan: Choices) -> Evaluation:
         truth = exact(plan)
         error = float(noise_rng.normal(scale=noise))
         return Evaluation(truth.reward + error, truth.quality + error, truth.cost)
