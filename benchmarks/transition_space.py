@@ -13,12 +13,15 @@ exports it to ONNX and checks onnxruntime against the IR interpreter. It prints:
 3. reconstruction errors on the calibration data (median / max, by transition level);
 4. resnet18's all-null plan over every valid residual branch and its parameter count.
 
-    python benchmarks/transition_space.py [--models resnet18 vit_b_16] [--seed 0]
+The measured rows also go to ``benchmarks/results/transition_space.json`` (``--out``).
+
+    python benchmarks/transition_space.py [--models resnet18 vit_b_16] [--seed 0] [--out F]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -128,6 +131,18 @@ def _run_model(name: str, seed: int, folder: Path) -> dict[str, object]:
     }
 
 
+RESULTS = Path(__file__).parent / "results" / "transition_space.json"
+
+
+def _record(result: dict, all_null: str | None) -> dict:
+    """A model's result as JSON: costs as fields, no graph."""
+    record = {k: v for k, v in result.items() if k != "graph"}
+    record["before"], record["after"] = result["before"].to_dict(), result["after"].to_dict()
+    if all_null is not None:
+        record["all_null"] = all_null
+    return record
+
+
 def _all_null(graph: Graph) -> str:
     mask = compute_mask(graph)
     null = mask.vocabulary.index("null")
@@ -147,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON of the measured rows")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         results = [_run_model(name, args.seed, Path(tmp)) for name in args.models]
@@ -191,8 +207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     print(_table(["model", "level", "units", "median", "max"], rows))
     resnet = next((r for r in results if r["name"] == "resnet18"), None)
-    if resnet is not None:
-        print("\n" + _all_null(resnet["graph"]))
+    all_null = _all_null(resnet["graph"]) if resnet is not None else None
+    if all_null is not None:
+        print("\n" + all_null)
+    records = [_record(r, all_null if r is resnet else None) for r in results]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"seed": args.seed, "models": records}, indent=1) + "\n")
+    print(f"\nwrote {args.out}")
     return 0
 
 
