@@ -5,6 +5,7 @@
   sampling over the valid set;
 - ``mask``: ``compute_mask(graph) -> TransitionMask`` (validity and cost order);
 - ``plan`` / ``apply``: ``Plan`` (JSON data) and ``apply_plan(graph, plan, calibration=...)``;
+  ``apply_pass``: ``ApplyPlanPass``, the same as a pass for a ``PassManager``;
 - ``registry`` and ``rules/``: one ``TransitionRule`` per family (keep, skip, null, kernel,
   separable, dilated, pooling, low rank, width), each checking validity (a ``Target`` or a
   ``Reason``), pricing, building and refitting its replacement;
@@ -19,6 +20,7 @@ Builds on ``natopt.passes.width`` (width transitions) and ``natopt.passes.calibr
 from __future__ import annotations
 
 from natopt.passes.transitions.apply import ApplyReport, apply_plan
+from natopt.passes.transitions.apply_pass import ApplyPlanPass
 from natopt.passes.transitions.mask import TransitionMask, compute_mask
 from natopt.passes.transitions.masked_softmax import (
     BMSoftmax,
@@ -44,6 +46,7 @@ __all__ = [
     "PLAN_VERSION",
     "SPACES",
     "VOCABULARY",
+    "ApplyPlanPass",
     "ApplyReport",
     "BMSoftmax",
     "Plan",
