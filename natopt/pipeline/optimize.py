@@ -9,6 +9,10 @@ way) -> ONNX export, checked with onnxruntime; quality of the original, the opti
 and the control measured with onnxruntime on the test split -> the quality guard
 (``natopt.pipeline.guard``: a drop over ``max_drop`` is refused, nothing written) -> latency
 measured before/after, interleaved -> report.
+
+Canonicalisation and the application of the chosen plan run as passes under one
+``PassContext`` per run: verified after each pass, timed into the report's ``passes``, and
+dumped before/after into ``OptimizeConfig.dump_ir`` when it is set.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from natopt.backends import load_weights_into_graph, to_torch
 from natopt.bench.latency_table import LatencyTable, estimate_latency
 from natopt.errors import BudgetError, PlanError, QualityError
 from natopt.ir import Graph, graph_cost
-from natopt.passes import canonicalize
+from natopt.passes import PassContext, PassManager, canonicalize
 from natopt.passes.nat import (
     SearchConfig,
     SearchResult,
@@ -117,6 +121,9 @@ class OptimizeConfig:
     ray_address: str | None = None  # ... or on the Ray cluster at this address ("auto")
     # with Ray: every latency timing runs on a node offering one unit of this resource
     latency_resource: str | None = None
+    # write the IR before and after each pass of the run (canonicalisation, the final
+    # application of the plan) into this folder (``PassContext.dump_dir``)
+    dump_ir: Path | None = None
 
 
 @dataclass(slots=True)
@@ -276,10 +283,13 @@ def _optimize(
     objective_name = resolve_objective(config.objective, config.budget)
     say = log or (lambda _msg: None)
     times: dict[str, float] = {}
+    # the run's passes (canonicalisation, the final plan's application): verified, timed,
+    # dumped with config.dump_ir; the search's many applications run alone
+    passes = PassContext(verify=True, dump_dir=config.dump_ir)
     torch.manual_seed(config.seed)
 
     with _phase(times, "canonicalize"):
-        graph = canonicalize(graph)
+        graph = canonicalize(graph, passes)
 
     with _phase(times, "prepare"):
         classes = _num_classes(graph)
@@ -333,7 +343,7 @@ def _optimize(
 
     with _phase(times, "finetune"):
         plan, chosen, module, losses = _final_model(
-            problem, config, objective, finalists, (tuning, teacher), search_info, say
+            problem, config, objective, finalists, (tuning, teacher), search_info, say, passes
         )
     with _phase(times, "control"):
         control = graph.copy()
@@ -393,6 +403,8 @@ def _optimize(
         "finetune": {"steps": len(losses), "final_loss": losses[-1] if losses else None},
         "reconstruction_errors": _errors(chosen),
         "times": times,
+        # the passes of the run in order, and seconds per pass
+        "passes": {"ran": list(passes.log), "times": dict(passes.timings)},
     }
     if problem.evaluated:
         search_info["seconds_per_evaluation"] = times["search"] / len(problem.evaluated)
@@ -508,14 +520,17 @@ def _final_model(
     data: tuple[Dataset, torch.Tensor],
     info: dict[str, Any],
     say: Callable[[str], None],
+    passes: PassContext,
 ) -> tuple[Plan, Graph, torch.nn.Module, list[float]]:
     """The chosen plan fine-tuned in full: the first finalist, or, for the fastest
     objective, the first whose fine-tuned validation quality stays within the tolerance
-    (the next finalist is tried when one does not; if none does, the best of them)."""
+    (the next finalist is tried when one does not; if none does, the best of them). Each
+    finalist is applied to the canonical graph as a pass of the run (``passes``)."""
     tries = finalists if objective.name == "fastest" else finalists[:1]
     tried = []
     for number, plan in enumerate(tries):
-        graph = problem.build(plan.transitions, base=problem.graph)
+        apply = PassManager([problem.apply_pass(plan.transitions)])
+        graph = apply.run(problem.graph, passes).graph
         module, losses = _finetuned(graph, *data, config, "finetune")
         quality = problem.module_quality(module, "val").quality
         tried.append((plan, graph, module, losses, quality))

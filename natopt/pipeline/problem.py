@@ -23,7 +23,7 @@ from natopt.backends import load_weights_into_graph, to_torch
 from natopt.ir import Cost, Graph, graph_cost, run_graph
 from natopt.passes.calibration import ActivationCache
 from natopt.passes.nat import Evaluation, SearchSpace, unit_graph
-from natopt.passes.transitions import TransitionMask, apply_plan
+from natopt.passes.transitions import ApplyPlanPass, TransitionMask
 from natopt.passes.transitions.registry import Reason, rule_for
 from natopt.pipeline.budget import Budget, reward
 from natopt.pipeline.data import Dataset, Splits
@@ -101,15 +101,20 @@ class SearchProblem:
             outputs, self.reference[split], None if labels is None else torch.from_numpy(labels)
         )
 
-    def build(self, plan: dict[str, str], *, base: Graph | None = None) -> Graph:
-        """The plan applied to ``base`` (default: the shared super-network), refit."""
-        return apply_plan(
-            base or self.shared,
+    def apply_pass(self, plan: dict[str, str]) -> ApplyPlanPass:
+        """The pass that applies ``plan`` as every plan of this problem is applied: refit on
+        the calibration activations, in the mask's vocabulary and width options."""
+        return ApplyPlanPass(
             strip_keep(plan),
             calibration=self.calibration,
             vocabulary=self.mask.vocabulary,
             width=self.mask.width,
         )
+
+    def build(self, plan: dict[str, str], *, base: Graph | None = None) -> Graph:
+        """The plan applied to ``base`` (default: the shared super-network), refit; the
+        pass runs alone (the search builds hundreds of plans: no pass log, no dumps)."""
+        return self.apply_pass(plan)(base or self.shared).graph
 
     def quality(self, graph: Graph, split: str) -> Quality:
         """``graph``'s quality on ``split``, after ``score_steps`` fine-tuning steps when set

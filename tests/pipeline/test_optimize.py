@@ -16,6 +16,7 @@ from torch import nn
 from natopt.cli.main import main
 from natopt.errors import BudgetError, PlanError
 from natopt.frontends import lift
+from natopt.ir import format_graph
 from natopt.passes.transitions import Plan
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.finetune import FinetuneConfig
@@ -266,3 +267,22 @@ def test_python_api_takes_a_torch_module(model_and_data):
     assert result.plan.transitions == result.report["plan"]
     out = result.module(torch.randn(3, 1, 12, 12))
     assert out.shape == (3, 4)
+
+
+def test_the_run_passes_are_verified_timed_listed_and_dumped(model_and_data, tmp_path):
+    model, data = model_and_data
+    dumps = tmp_path / "ir"
+    config = small_config(plan=Plan({"block.conv1": "conv_3x3"}), dump_ir=dumps)
+    result = optimize(graph_of(model), data, config)
+    ran = ["RemoveIdentityPass", "FoldBatchNormPass", "DeadCodePass", "ApplyPlanPass"]
+    passes = result.report["passes"]
+    assert passes["ran"] == ran and set(passes["times"]) == set(ran)
+    assert {"canonicalize", "finetune"} <= set(result.report["times"])
+    stages = ("after", "before")
+    want = [f"{i:03d}-{name}-{stage}.txt" for i, name in enumerate(ran) for stage in stages]
+    assert sorted(p.name for p in dumps.iterdir()) == sorted(want)
+    assert "BatchNorm" in (dumps / "001-FoldBatchNormPass-before.txt").read_text()
+    assert "BatchNorm" not in (dumps / "001-FoldBatchNormPass-after.txt").read_text()
+    applied = (dumps / "003-ApplyPlanPass-after.txt").read_text()
+    assert applied == format_graph(result.graph) + "\n"  # weights show as shapes only
+
