@@ -152,6 +152,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "latency table's estimate)",
     )
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    p.add_argument(
+        "--dump-ir",
+        metavar="DIR",
+        help="write the IR before and after each pass of the run (canonicalisation, the "
+        "final plan's application) into DIR, as NNN-<pass>-before.txt / -after.txt",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -218,6 +224,9 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         from natopt.pipeline.ray_executor import require_ray
 
         require_ray()  # before any work: say which extra to install
+    dump_ir = Path(args.dump_ir) if args.dump_ir else None
+    if dump_ir is not None and dump_ir.exists() and not dump_ir.is_dir():
+        raise NatoptError(f"--dump-ir {args.dump_ir}: a file is there; give a folder")
     return OptimizeConfig(
         search=args.search,
         objective=args.objective,
@@ -239,6 +248,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         workers=args.workers,
         ray_address=args.ray_address,
         latency_resource=args.latency_resource,
+        dump_ir=dump_ir,
     )
 
 

@@ -286,3 +286,16 @@ def test_the_run_passes_are_verified_timed_listed_and_dumped(model_and_data, tmp
     applied = (dumps / "003-ApplyPlanPass-after.txt").read_text()
     assert applied == format_graph(result.graph) + "\n"  # weights show as shapes only
 
+
+def test_cli_dump_ir_writes_the_passes_ir(model_and_data, tmp_path):
+    model, data = model_and_data
+    onnx_path = tmp_path / "tiny.onnx"
+    export_model(model, onnx_path)
+    plan, report, dumps = tmp_path / "plan.json", tmp_path / "report.json", tmp_path / "ir"
+    plan.write_text(Plan({"block.conv1": "conv_3x3"}).to_json())
+    argv = ["optimize", str(onnx_path), "--data", str(data), "--plan", str(plan)]
+    argv += ["--report", str(report), "--dump-ir", str(dumps), "--finetune-steps", "2"]
+    assert main([*argv, "--rungs", "none", "--quiet", "--no-latency"]) == 0
+    ran = json.loads(report.read_text())["passes"]["ran"]
+    assert ran[-1] == "ApplyPlanPass"
+    assert len(list(dumps.iterdir())) == 2 * len(ran)
