@@ -13,12 +13,15 @@ statistics randomised, zero-initialised matrices redrawn; 224x224 input, batch 2
 and reports onnxruntime's max |diff| against the torch model for both ``to_onnx`` files
 (from the torch lift and from the ONNX lift), relative to max |output| in brackets.
 
+The rows also go to ``benchmarks/results/lift_export_times.json`` (``--out``).
+
     python benchmarks/lift_export_times.py [--models resnet18 vit_tiny_patch16_224] [--repeat 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 import warnings
@@ -35,6 +38,8 @@ from torch import nn
 from natopt.backends import to_onnx
 from natopt.frontends.onnx import lift_onnx
 from natopt.frontends.torch import lift_torch
+
+RESULTS = Path(__file__).parent / "results" / "lift_export_times.json"
 
 __all__ = ["MODELS", "build", "randomise", "main"]
 
@@ -85,7 +90,7 @@ def ort_output(path: Path, x: torch.Tensor) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
 
 
-def measure(name: str, folder: Path, repeat: int) -> list[str]:
+def measure(name: str, folder: Path, repeat: int) -> dict:
     model = build(name)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
@@ -111,12 +116,28 @@ def measure(name: str, folder: Path, repeat: int) -> list[str]:
     )
     from_onnx = to_onnx(onnx_graph, folder / f"{name}.lifted.onnx")
     diffs = [float(np.abs(ort_output(p, x) - expected).max()) for p in (from_torch, from_onnx)]
+    return {
+        "model": name,
+        "nodes_torch": len(torch_graph),
+        "nodes_onnx": len(onnx_graph),
+        "lift_torch_s": lift_torch_s,
+        "lift_onnx_s": lift_onnx_s,
+        "to_onnx_s": to_onnx_s,
+        "output_scale": scale,
+        "ort_max_diff_torch_lift": diffs[0],
+        "ort_max_diff_onnx_lift": diffs[1],
+    }
+
+
+def _cells(row: dict) -> list[str]:
+    scale = row["output_scale"]
+    diffs = (row["ort_max_diff_torch_lift"], row["ort_max_diff_onnx_lift"])
     return [
-        name,
-        f"{len(torch_graph)}/{len(onnx_graph)}",
-        f"{lift_torch_s:.2f}",
-        f"{lift_onnx_s:.2f}",
-        f"{to_onnx_s:.2f}",
+        row["model"],
+        f"{row['nodes_torch']}/{row['nodes_onnx']}",
+        f"{row['lift_torch_s']:.2f}",
+        f"{row['lift_onnx_s']:.2f}",
+        f"{row['to_onnx_s']:.2f}",
         *(f"{d:.1e} ({d / scale:.0e})" for d in diffs),
     ]
 
@@ -125,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--repeat", type=int, default=2, help="timings are the best of N runs")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON of the measured rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     header = [
@@ -141,9 +163,13 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.models:
             rows.append(measure(name, Path(folder), args.repeat))
             print(f"done {name}", flush=True)
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, ["-" * w for w in widths], *rows]:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"repeat": args.repeat, "rows": rows}, indent=1) + "\n")
+    cells = [_cells(row) for row in rows]
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *cells]:
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
