@@ -5,7 +5,8 @@ channel spaces along one axis, ``layout``) and records how each node touches the
 produce / consume / follow, ``slicing``). Spaces are union-find elements; an op that makes
 two tensors' channels meet (``x + f(x)``, ``x * gate``, a concat along another axis) unites
 their spaces. A *group* is a union-find class: every producer, consumer and follower in it
-must keep the same channels. The rule for each op is one entry of ``CHANNEL_RULES``:
+must keep the same channels. The rule for each op is the ``group`` of its ``WidthOp``
+(``registry.width_op``; one class per op family under ``ops/``):
 
 - dense Conv / Linear: consumes the input's space (input channels), produces a new one;
   a Linear over a non-channel axis passes the channels through;
@@ -40,11 +41,11 @@ from collections.abc import Sequence
 from natopt.ir import Graph
 from natopt.passes.units import Unit
 from natopt.passes.width.analysis import ChannelGroup, GroupAnalysis
+from natopt.passes.width.registry import width_op
 from natopt.passes.width.rounding import CPU_ROUNDING, ChannelRounding
-from natopt.passes.width.rules import CHANNEL_RULES, blocking
 from natopt.passes.width.walk import ChannelWalk
 
-__all__ = ["ChannelGroup", "GroupAnalysis", "channel_groups", "CHANNEL_RULES"]
+__all__ = ["ChannelGroup", "GroupAnalysis", "channel_groups"]
 
 _WIDTH_KINDS = frozenset({"conv", "linear"})
 
@@ -79,7 +80,7 @@ def channel_groups(
     """The channel groups of ``graph`` and, among ``units`` (graph order), their leaders."""
     walk = ChannelWalk(graph, rounding)
     for node in graph.nodes:
-        CHANNEL_RULES.get(node.op, blocking)(walk, node)
+        width_op(node.op).group(walk, node)
     for value in graph.outputs:
         walk.block(walk.layout(value), f"they reach the graph output {value.name}")
     analysis = walk.analysis

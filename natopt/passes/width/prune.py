@@ -36,7 +36,8 @@ from natopt.passes.width.groups import ChannelGroup, GroupAnalysis
 from natopt.passes.width.importance import IMPORTANCE, Evidence, kept_channels
 from natopt.passes.width.layout import positions
 from natopt.passes.width.options import WidthOptions
-from natopt.passes.width.slicing import RESIZE, Use, sliced_dims
+from natopt.passes.width.registry import width_op
+from natopt.passes.width.slicing import Use, sliced_dims
 
 __all__ = ["WidthResult", "prune_groups", "apply_width"]
 
@@ -63,9 +64,8 @@ def _apply(use: Use, index: Tensor, old: int) -> None:
     node = use.node
     for name, dim in sliced_dims(use):
         node.weights[name] = node.weights[name].index_select(dim, index).contiguous()
-    resize = RESIZE.get(node.op)
-    if use.role == "follow" and resize is not None:
-        resize(node, use.layout, old, int(index.numel()))
+    if use.role == "follow":
+        width_op(node.op).resize(node, use.layout, old, int(index.numel()))
 
 
 def prune_groups(

@@ -1,37 +1,27 @@
-"""What pruning a channel space does to each node that touches it: one table entry per use.
+"""What pruning a channel space does to each node that touches it: its ``Use`` and price.
 
-A node touches a channel space in one of three roles (``Use.role``):
+A node touches a channel space as ``produce``, ``consume`` or ``follow`` (``Use.role``; the
+roles are described in ``natopt.passes.width.registry``): a dense Conv / Linear produces or
+consumes the channels (rows ``weight[kept]``, ``bias[kept]``; columns ``weight[:, kept]``,
+after a ``Flatten`` the columns of every kept channel's positions, ``Layout.inner``), a
+per-channel op, a constant or a static reshape target follows them.
 
-- ``produce``: a dense Conv / Linear computes the channels: its output rows go
-  (``weight[kept]``, ``bias[kept]``);
-- ``consume``: a dense Conv / Linear reads them: its input columns go (``weight[:, kept]``;
-  after a ``Flatten`` the columns of every kept channel's positions, ``Layout.inner``);
-- ``follow``: a per-channel op passes them through: a depthwise Conv (rows, bias and
-  ``groups``), BatchNorm (weight, bias, running statistics), LayerNorm over the channel
-  axis (weight, bias, ``normalized_shape``), GroupNorm with one group or one group per
-  channel (weight, bias, ``num_groups``), a Constant (the value along the layout's axis:
-  layer-scale, position embedding, class token), and a Reshape / Expand whose static target
-  names the channel extent (the target at that axis).
-
-``SLICES[(role, op)]`` lists the ``(weight, dim)`` pairs sliced (``AXIS``: the layout's
-axis); ``RESIZE[op]`` updates the attributes of a ``follow`` use to the new extent.
-``resized_cost`` prices a node after pruning without touching it: every weight shrinks by the
-sliced dims, and the multiply-adds of a Conv / Linear shrink as its weight does (MACs are
-output positions x weight columns, both linear in the sliced dims).
+``sliced_dims`` lists the ``(weight, dim)`` pairs a use slices, from its node's
+``WidthOp.slices``. ``resized_cost`` prices a node after pruning without touching it: every
+weight shrinks by the sliced dims, and the multiply-adds of an op whose
+``WidthOp.macs_follow_weight`` (Conv, Linear) shrink as its weight does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from natopt.ir import Cost, Node, node_cost
 from natopt.passes.width.layout import Layout
+from natopt.passes.width.registry import AXIS, width_op
 
-__all__ = ["Use", "SLICES", "RESIZE", "AXIS", "sliced_dims", "resized_cost"]
-
-_MACS_BY_WEIGHT = frozenset({"Conv", "Linear"})
-AXIS = -1  # stands for the use's layout axis (a Constant's channel axis)
+__all__ = ["Use", "sliced_dims", "resized_cost"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -43,54 +33,9 @@ class Use:
     layout: Layout
 
 
-_ROWS = (("weight", 0), ("bias", 0))
-SLICES: dict[tuple[str, str], tuple[tuple[str, int], ...]] = {
-    ("produce", "Conv"): _ROWS,
-    ("produce", "Linear"): _ROWS,
-    ("consume", "Conv"): (("weight", 1),),
-    ("consume", "Linear"): (("weight", 1),),
-    ("follow", "Conv"): _ROWS,
-    ("follow", "BatchNorm"): (*_ROWS, ("running_mean", 0), ("running_var", 0)),
-    ("follow", "LayerNorm"): _ROWS,
-    ("follow", "GroupNorm"): _ROWS,
-    ("follow", "Constant"): (("value", AXIS),),
-    ("follow", "Reshape"): (),
-    ("follow", "Expand"): (),
-}
-
-
-def _groups(node: Node, layout: Layout, old: int, new: int) -> None:
-    node.attrs["groups"] = new
-
-
-def _normalized_shape(node: Node, layout: Layout, old: int, new: int) -> None:
-    node.attrs["normalized_shape"] = (new,)
-
-
-def _num_groups(node: Node, layout: Layout, old: int, new: int) -> None:
-    if node.attrs["num_groups"] == old:
-        node.attrs["num_groups"] = new
-
-
-def _target(node: Node, layout: Layout, old: int, new: int) -> None:
-    shape = list(node.attrs["shape"])
-    if shape[layout.axis] > 0 and shape[layout.axis] != 1:
-        shape[layout.axis] = new
-    node.attrs["shape"] = tuple(shape)
-
-
-RESIZE: dict[str, Callable[[Node, Layout, int, int], None]] = {
-    "Conv": _groups,
-    "LayerNorm": _normalized_shape,
-    "GroupNorm": _num_groups,
-    "Reshape": _target,
-    "Expand": _target,
-}
-
-
 def sliced_dims(use: Use) -> list[tuple[str, int]]:
     """The (weight, dim) pairs ``use`` slices on its node (absent optional weights left out)."""
-    pairs = SLICES[(use.role, use.node.op)]
+    pairs = width_op(use.node.op).slices[use.role]
     return [
         (name, use.layout.axis if dim == AXIS else dim)
         for name, dim in pairs
@@ -108,6 +53,6 @@ def resized_cost(node: Node, cuts: Iterable[tuple[str, int, int]]) -> Cost:
         shrink[name] *= old
     params = sum(int(w.numel()) * grow[n] // shrink[n] for n, w in node.weights.items())
     macs = node_cost(node).macs
-    if node.op in _MACS_BY_WEIGHT and "weight" in node.weights:
+    if width_op(node.op).macs_follow_weight and "weight" in node.weights:
         macs = macs * grow["weight"] // shrink["weight"]
     return Cost(params, macs)

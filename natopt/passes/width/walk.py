@@ -1,27 +1,27 @@
 """The state of the channel walk: union-find over channel spaces, layouts, uses, reasons.
 
-``ChannelWalk`` is what the op rules (``rules.CHANNEL_RULES``) read and write: ``fresh``
-spaces, ``set`` a value's layout, record a ``use``, ``block`` spaces with a reason, ``tie``
-layouts that must keep the same channels. ``claim`` gives a constant operand (a layer scale,
-a position embedding, a class token through its Expand) the channel structure of the tensor
-it meets, walking back to its ``Constant`` through Cast / Identity / Transpose / Expand /
-reshapes (``CLAIMS``); every value on that chain must have that single use, so slicing the
-constant changes nothing else.
+``ChannelWalk`` is what the width ops (``WidthOp.group``, ``registry``) read and write:
+``fresh`` spaces, ``set`` a value's layout, record a ``use``, ``block`` spaces with a reason
+(``block_inputs``: all a node reads; ``channels_first``: a layout off a conv-like op's channel
+axis), ``tie`` layouts that must keep the same channels. ``claim`` gives a constant operand (a
+layer scale, a position embedding, a class token through its Expand) the channel structure of
+the tensor it meets, walking back to its ``Constant`` through the ops whose ``WidthOp.claim``
+lets it (Cast / Identity / Transpose / Expand / reshapes); every value on that chain must have
+that single use, so slicing the constant changes nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from natopt.ir import Graph, Node, Value
 from natopt.passes.width.analysis import GroupAnalysis
-from natopt.passes.width.layout import Layout, relocate
+from natopt.passes.width.layout import Layout
+from natopt.passes.width.registry import width_op
 from natopt.passes.width.rounding import ChannelRounding
 from natopt.passes.width.slicing import Use
 
-__all__ = ["ChannelWalk", "CLAIMS", "RESHAPES", "dims"]
-
-RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+__all__ = ["ChannelWalk", "dims"]
 
 
 def dims(value: Value) -> tuple:
@@ -57,6 +57,19 @@ class ChannelWalk:
         for space in layout.spaces if layout is not None else ():
             self.reasons.append((space, reason))
 
+    def block_inputs(self, node: Node) -> None:
+        """Block every channel space ``node`` reads (what an op that cannot prune them does)."""
+        for value in node.input_values:
+            self.block(self.layout(value), f"{node.op} node {node.name} reads them")
+
+    def channels_first(self, node: Node, what: str) -> Layout | None:
+        """The layout of ``node``'s first input if it lies plain on axis 1; else blocked."""
+        layout = self.layout(node.inputs[0])
+        if layout is not None and (layout.axis != 1 or not layout.plain):
+            self.block(layout, f"{what} {node.name} sees them off its channel axis")
+            return None
+        return layout
+
     def sizes_of(self, layout: Layout) -> tuple[int, ...]:
         return tuple(self.analysis.size(s) for s in layout.spaces)
 
@@ -88,61 +101,7 @@ class ChannelWalk:
         producer = value.producer
         if len(value.uses) != 1 or value.is_graph_output() or producer is None:
             return False
-        handler = CLAIMS.get(producer.op)
-        if handler is None or not handler(self, producer, layout):
+        if not width_op(producer.op).claim(self, producer, layout):
             return False
         self.set(value, layout)
         return True
-
-
-Claim = Callable[[ChannelWalk, Node, Layout], bool]
-
-
-def _claim_constant(walk: ChannelWalk, node: Node, layout: Layout) -> bool:
-    walk.use("follow", node, layout)
-    return True
-
-
-def _claim_through(walk: ChannelWalk, node: Node, layout: Layout) -> bool:
-    x = node.inputs[0]
-    return x is not None and walk.reach(x, layout)
-
-
-def _claim_transpose(walk: ChannelWalk, node: Node, layout: Layout) -> bool:
-    x = node.inputs[0]
-    moved = layout.moved(list(node.attrs["perm"])[layout.axis])
-    return x is not None and walk.reach(x, moved)
-
-
-def _claim_reshape(walk: ChannelWalk, node: Node, layout: Layout) -> bool:
-    x = node.inputs[0]
-    if x is None or len(node.input_values) != 1:
-        return False
-    total = sum(walk.sizes_of(layout))
-    back = relocate(layout, total, dims(node.output), dims(x))
-    if back is None or not walk.reach(x, back):
-        return False
-    if node.op == "Reshape":
-        walk.use("follow", node, layout)
-    return True
-
-
-def _claim_expand(walk: ChannelWalk, node: Node, layout: Layout) -> bool:
-    x = node.inputs[0]
-    if x is None or len(node.input_values) != 1:
-        return False
-    local = layout.axis - (len(dims(node.output)) - len(dims(x)))
-    if local >= 0 and dims(x)[local] != 1 and not walk.reach(x, layout.moved(local)):
-        return False
-    walk.use("follow", node, layout)
-    return True
-
-
-CLAIMS: dict[str, Claim] = {
-    "Constant": _claim_constant,
-    "Cast": _claim_through,
-    "Identity": _claim_through,
-    "Transpose": _claim_transpose,
-    "Expand": _claim_expand,
-    **dict.fromkeys(RESHAPES, _claim_reshape),
-}
