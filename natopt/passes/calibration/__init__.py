@@ -6,15 +6,13 @@ what it rewrote:
 - ``capture``: ``capture`` / ``ActivationCache`` (activations on calibration batches, kept
   across plans) and ``run_chain`` (run a replacement on a captured input);
 - ``refit``: ``ridge_refit`` (ridge least squares pulled towards inherited weights),
-  ``refit_conv`` / ``refit_last`` (what the transition rules refit with) and
-  ``LAYER_REFITS`` (per layer op, for width).
+  ``refit_conv`` / ``refit_last`` (what the transition rules and the width ops refit with).
 """
 
 from __future__ import annotations
 
 from natopt.passes.calibration.capture import ActivationCache, capture, run_chain
 from natopt.passes.calibration.refit import (
-    LAYER_REFITS,
     MAX_ROWS,
     refit_conv,
     refit_last,
@@ -23,7 +21,6 @@ from natopt.passes.calibration.refit import (
 )
 
 __all__ = [
-    "LAYER_REFITS",
     "MAX_ROWS",
     "ActivationCache",
     "capture",

@@ -16,8 +16,9 @@ most ``MAX_ROWS`` rows (evenly spaced positions); each transition rule
 - ``refit_last``: the last node of a chain and its bias, on what the others make of ``X``
   (the pointwise half of a separable pair, the second factor of a low-rank pair).
 
-``LAYER_REFITS`` (keyed by op) refits one layer whose input channels were pruned (width):
-a Conv as a smaller-kernel conv is refit, a Linear as the second half of a low-rank pair.
+Width refits a layer whose input channels were pruned with the same two
+(``natopt.passes.width``'s ``WidthOp.refit``): a Conv as a smaller-kernel conv is refit, a
+Linear as the second half of a low-rank pair.
 
 Each unit is refit independently on the original model's activations: every replacement
 matches the original unit given the original unit's input. A bias is refit only where the
@@ -26,7 +27,7 @@ replaced op had one, so refitting never changes a cost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +41,6 @@ __all__ = [
     "solve_each",
     "refit_conv",
     "refit_last",
-    "LAYER_REFITS",
     "MAX_ROWS",
 ]
 
@@ -135,9 +135,3 @@ def refit_last(nodes: Sequence[Node], x: Tensor, y: Tensor, alpha: float) -> Non
     last.weights["weight"] = fitted[:m].t().reshape(weight.shape).contiguous()
     if bias is not None:
         last.weights["bias"] = fitted[m].contiguous()
-
-
-LAYER_REFITS: dict[str, Callable[[Sequence[Node], Tensor, Tensor, float], None]] = {
-    "Conv": refit_conv,
-    "Linear": refit_last,
-}

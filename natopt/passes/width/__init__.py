@@ -6,8 +6,8 @@
   built from the width ops, ``walk`` (union-find state, constants claimed backwards) and
   ``analysis`` (the ``ChannelGroup`` / ``GroupAnalysis`` records);
 - ``registry``: ``WidthOp``, one object per IR op kind (one class per op family under
-  ``ops/``) that knows how the op's channels are grouped, claimed, sliced and resized;
-  ``width_op(op)`` finds it (an unknown op blocks);
+  ``ops/``) that knows how the op's channels are grouped, claimed, sliced, resized and
+  refit; ``width_op(op)`` finds it (an unknown op blocks);
 - ``layout``: where channel spaces lie along an axis, moved through reshapes;
 - ``rounding``: ``ChannelRounding`` — kept counts rounded up to the device's channel block;
 - ``importance``: ``IMPORTANCE`` scores (``l1``, ``activation``, ``taylor``);

@@ -10,8 +10,8 @@ Rewrite, for every group ``g`` a plan narrows from ``C`` to ``K`` channels (kept
 (``slicing`` lists what each use slices), every value's shape re-inferred. Every kept
 channel computes exactly what it did before (a producer's kept rows are untouched), so the
 only error is at the consumers, which lose the pruned channels' contributions. With
-calibration data each consumer is then refit by ridge least squares
-(``natopt.passes.calibration.LAYER_REFITS``) on the original model's activations: input
+calibration data each consumer is then refit by ridge least squares (its
+``WidthOp.refit``, ``registry``) on the original model's activations: input
 ``X`` restricted to the kept positions, target the consumer's original output ``Y``
 (restricted to its own kept channels when its output group is pruned too), so that
 ``W' X_k ≈ Y``. The relative error ``‖Ŷ − Y‖ / ‖Y‖`` is recorded per consumer before (plain
@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from natopt.ir import Graph, Node, infer_shapes
-from natopt.passes.calibration import LAYER_REFITS, ActivationCache, run_chain
+from natopt.passes.calibration import ActivationCache, run_chain
 from natopt.passes.width.groups import ChannelGroup, GroupAnalysis
 from natopt.passes.width.importance import IMPORTANCE, Evidence, kept_channels
 from natopt.passes.width.layout import positions
@@ -117,7 +117,7 @@ def _refit(
         y = result.view(node.output.name, seen[node.output.name])
         before = float((run_chain([node], x) - y).double().pow(2).sum())
         if refit:
-            LAYER_REFITS[node.op]([node], x, y, ridge)
+            width_op(node.op).refit(node, x, y, ridge)
         after = float((run_chain([node], x) - y).double().pow(2).sum())
         scale = float(y.double().pow(2).sum())
         sums[node] = (before, after, scale)

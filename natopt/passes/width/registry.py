@@ -16,6 +16,8 @@ Torch-Pruning's one pruner class per layer type):
   records is absent;
 - ``resize(node, layout, old, new)``: the attribute updates of a ``follow`` use when its
   channel extent goes from ``old`` to ``new`` (default: none);
+- ``refit(node, x, y, alpha)``: least squares of a ``consume`` use whose input channels were
+  pruned, on calibration activations (``natopt.passes.calibration``);
 - ``macs_follow_weight``: the op's multiply-adds shrink as its weight does (output positions
   x weight columns, both linear in the sliced dims: Conv, Linear).
 
@@ -39,6 +41,8 @@ from natopt.ir import Node
 from natopt.passes.width.layout import Layout
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from natopt.passes.width.walk import ChannelWalk
 
 __all__ = ["AXIS", "ROWS", "Slices", "WidthOp", "register", "width_op", "width_ops"]
@@ -64,6 +68,9 @@ class WidthOp:
 
     def resize(self, node: Node, layout: Layout, old: int, new: int) -> None:
         """Update ``node``'s attributes for a ``follow`` use narrowed from ``old`` to ``new``."""
+
+    def refit(self, node: Node, x: Tensor, y: Tensor, alpha: float) -> None:
+        raise NotImplementedError(f"{type(self).__name__}.refit: {node.op} consumes no channels")
 
 
 _WIDTH_OPS: dict[str, WidthOp] = {}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from natopt.ir import Node
+from natopt.passes.calibration import refit_conv
 from natopt.passes.width.layout import Layout
 from natopt.passes.width.registry import ROWS, WidthOp, register
 from natopt.passes.width.walk import ChannelWalk
@@ -15,7 +18,8 @@ class Conv(WidthOp):
     """A dense conv (``groups = 1``) consumes its input's channels (``weight[:, kept]``) and
     produces a new space (``weight[kept]``, ``bias[kept]``); a depthwise conv (``groups =
     C_in = C_out``) follows its input's channels (rows, bias and ``groups``); any other
-    grouped conv blocks them (it needs whole groups)."""
+    grouped conv blocks them (it needs whole groups). Refit: ``refit_conv`` (the whole
+    kernel on im2col patches)."""
 
     ops = ("Conv",)
     slices = {"produce": ROWS, "consume": (("weight", 1),), "follow": ROWS}
@@ -42,3 +46,6 @@ class Conv(WidthOp):
 
     def resize(self, node: Node, layout: Layout, old: int, new: int) -> None:
         node.attrs["groups"] = new
+
+    def refit(self, node: Node, x: Tensor, y: Tensor, alpha: float) -> None:
+        refit_conv([node], x, y, alpha)

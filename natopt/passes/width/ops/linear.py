@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from natopt.ir import Node
+from natopt.passes.calibration import refit_last
 from natopt.passes.width.layout import Layout
 from natopt.passes.width.registry import ROWS, WidthOp, register
 from natopt.passes.width.walk import ChannelWalk, dims
@@ -15,7 +18,7 @@ class Linear(WidthOp):
     """A Linear consumes the channels of its input's last axis (``weight[:, kept]``; after a
     ``Flatten`` the columns of every kept channel's positions) and produces a new space
     (``weight[kept]``, ``bias[kept]``); channels on another axis pass through (it mixes the
-    last axis only)."""
+    last axis only). Refit: ``refit_last`` (weight and bias by least squares)."""
 
     ops = ("Linear",)
     slices = {"produce": ROWS, "consume": (("weight", 1),)}
@@ -35,3 +38,6 @@ class Linear(WidthOp):
         out = Layout(last, (walk.fresh(int(weight.shape[0])),))
         walk.use("produce", node, out)
         return walk.set(node.output, out)
+
+    def refit(self, node: Node, x: Tensor, y: Tensor, alpha: float) -> None:
+        refit_last([node], x, y, alpha)
