@@ -7,10 +7,9 @@ Torch-Pruning's one pruner class per layer type):
   it reads the layouts of the node's inputs from the ``ChannelWalk``, sets its outputs'
   layouts, records its uses and blocks what it cannot prune (default: block every channel
   space it reads);
-- ``claim(walk, node, layout)``: the node produces a value that a constant operand's channels
-  are claimed through, backwards from the op that needs them (``ChannelWalk.claim``): record
-  ``layout`` on the chain up to the ``Constant`` and say whether the chain holds (default:
-  it does not);
+- ``claim(walk, node, layout)``: a constant operand's channels are claimed backwards through
+  the node's output, from the op that needs them (``ChannelWalk.claim``): record ``layout``
+  on the chain up to the ``Constant`` and say whether the chain holds (default: it does not);
 - ``slices``: per role of a use (below), the ``(weight, dim)`` pairs pruning slices
   (``AXIS``: the use's layout axis; ``ROWS``: weight and bias rows); a role the op never
   records is absent;
