@@ -7,12 +7,15 @@ Each model (random weights with random batch-norm statistics and no all-zero mat
 frontend does not support, or the error), the round trips' max |diff| relative to the
 output's scale (max |onnxruntime output|) for ``to_torch(graph)`` and for ``to_onnx(graph)``
 (both against onnxruntime on the exported file, at batch 2 and at batch 3 for ``to_onnx``),
-and the export and lift times. Models: torchvision classification and segmentation, timm
-families (``pretrained=False``), a detector, and, when ``transformers`` is importable, a BERT-style
-encoder built from a small config. Results go to ``benchmarks/results/onnx_coverage.json``
-after every model, so an interrupted run keeps what it measured.
+and the export and lift times. Models: every torchvision classification and segmentation
+model (``torchvision.models.list_models``), a detector, 25 timm families (``pretrained=False``)
+and, when ``transformers`` is importable, a BERT-style encoder built from a small config.
+Results go to ``benchmarks/results/onnx_coverage.json``
+after every model, so an interrupted run keeps what it measured; ``--resume`` then measures
+only what is missing.
 
     python benchmarks/onnx_coverage.py [--models resnet18 lraspp] [--exporters dynamo legacy]
+        [--resume]
 """
 
 from __future__ import annotations
@@ -82,57 +85,83 @@ def _tokens(batch: int) -> torch.Tensor:
     return torch.randint(0, 1000, (batch, 16))
 
 
-# name -> (constructor, example input of a batch size)
-CORPUS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]] = {
-    "resnet18": (lambda: tv.resnet18(weights=None), _image(64)),
-    "mobilenet_v3_small": (lambda: tv.mobilenet_v3_small(weights=None), _image(64)),
-    "efficientnet_b0": (lambda: tv.efficientnet_b0(weights=None), _image(64)),
-    "convnext_tiny": (lambda: tv.convnext_tiny(weights=None), _image(64)),
-    "regnet_y_400mf": (lambda: tv.regnet_y_400mf(weights=None), _image(64)),
-    "shufflenet_v2_x0_5": (lambda: tv.shufflenet_v2_x0_5(weights=None), _image(64)),
-    "squeezenet1_1": (lambda: tv.squeezenet1_1(weights=None), _image(64)),
-    "densenet121": (lambda: tv.densenet121(weights=None), _image(64)),
-    "mnasnet0_5": (lambda: tv.mnasnet0_5(weights=None), _image(64)),
-    "swin_t": (lambda: tv.swin_t(weights=None), _image(224)),
-    "maxvit_t": (lambda: tv.maxvit_t(weights=None), _image(224)),
-    "vit_b_16": (lambda: tv.vit_b_16(weights=None), _image(224)),
-    "lraspp_mobilenet_v3_large": (
-        lambda: seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None),
-        _image(64),
-    ),
-    "deeplabv3_mobilenet_v3_large": (
-        lambda: seg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None),
-        _image(64),
-    ),
-    "fcn_resnet50": (
-        lambda: seg.fcn_resnet50(weights=None, weights_backbone=None, aux_loss=False),
-        _image(64),
-    ),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": (
+# Input side per torchvision model: 64 px keeps the big CNNs cheap; models whose position
+# embeddings or window partitions fix the size run at it, Inception v3 needs 75 px or more, and
+# AlexNet and VGG pool adaptively to 6x6 and 7x7, which the legacy exporter supports only as a
+# whole-factor reduction of their 224-px feature maps.
+_TV_SIDE = {"inception_v3": 299}
+_FIXED_SIZE = ("vit_", "swin_", "maxvit_", "alexnet", "vgg")
+
+
+def _tv_side(name: str) -> int:
+    if name in _TV_SIDE:
+        return _TV_SIDE[name]
+    return 224 if name.startswith(_FIXED_SIZE) else 64
+
+
+def _tv_classifier(name: str) -> Callable[[], nn.Module]:
+    # the auxiliary heads run only in training; init_weights=False skips a slow scipy init
+    aux = name in ("googlenet", "inception_v3")
+    extra = {"aux_logits": False, "init_weights": False} if aux else {}
+    return lambda: tv.get_model(name, weights=None, **extra)
+
+
+def _tv_segmentation(name: str) -> Callable[[], nn.Module]:
+    extra = {} if name.startswith("lraspp") else {"aux_loss": False}
+    return lambda: seg.__dict__[name](weights=None, weights_backbone=None, **extra)
+
+
+# timm families (one model each; pretrained=False), with the side each one needs
+TIMM = {
+    "convnext_atto": 64,
+    "resnet10t": 64,
+    "vit_tiny_patch16_224": 224,
+    "efficientvit_b0": 64,
+    "mobilevitv2_050": 64,
+    "poolformerv2_s12": 64,
+    "ghostnet_100": 64,
+    "regnetx_002": 64,
+    "levit_128s": 224,
+    "hrnet_w18_small": 64,
+    "nf_resnet26": 64,
+    "tf_efficientnet_b0": 64,
+    "mixnet_s": 64,
+    "mobilenetv4_conv_small": 64,
+    "fastvit_t8": 64,
+    "coatnet_nano_rw_224": 224,
+    "eva02_tiny_patch14_224": 224,
+    "repvit_m0_9": 64,
+    "edgenext_xx_small": 64,
+    "tiny_vit_5m_224": 224,
+    "rexnet_100": 64,
+    "dla34": 64,
+    "cspresnet50": 64,
+    "mobileone_s0": 64,
+    "deit_tiny_patch16_224": 224,
+}
+
+
+def _corpus() -> dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]]:
+    """name -> (constructor, example input of a batch size): every torchvision classification
+    and segmentation model, a detector, the timm families and the BERT encoder."""
+    corpus: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]] = {}
+    for name in torchvision.models.list_models(module=tv):
+        corpus[name] = (_tv_classifier(name), _image(_tv_side(name)))
+    for name in torchvision.models.list_models(module=seg):
+        corpus[name] = (_tv_segmentation(name), _image(64))
+    corpus["fasterrcnn_mobilenet_v3_large_320_fpn"] = (
         lambda: torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
             weights=None, weights_backbone=None
         ),
         _image(128),
-    ),
-    "timm_convnext_atto": (_timm("convnext_atto"), _image(64)),
-    "timm_resnet10t": (_timm("resnet10t"), _image(64)),
-    "timm_vit_tiny_patch16_224": (_timm("vit_tiny_patch16_224"), _image(224)),
-    "timm_efficientvit_b0": (_timm("efficientvit_b0"), _image(64)),
-    "timm_mobilevitv2_050": (_timm("mobilevitv2_050"), _image(64)),
-    "timm_poolformerv2_s12": (_timm("poolformerv2_s12"), _image(64)),
-    "timm_ghostnet_100": (_timm("ghostnet_100"), _image(64)),
-    "timm_regnetx_002": (_timm("regnetx_002"), _image(64)),
-    "timm_levit_128s": (_timm("levit_128s"), _image(224)),
-    "timm_hrnet_w18_small": (_timm("hrnet_w18_small"), _image(64)),
-    "timm_nf_resnet26": (_timm("nf_resnet26"), _image(64)),
-    "timm_tf_efficientnet_b0": (_timm("tf_efficientnet_b0"), _image(64)),
-    "timm_mixnet_s": (_timm("mixnet_s"), _image(64)),
-    "timm_mobilenetv4_conv_small": (_timm("mobilenetv4_conv_small"), _image(64)),
-    "timm_fastvit_t8": (_timm("fastvit_t8"), _image(64)),
-    "timm_coatnet_nano_rw_224": (_timm("coatnet_nano_rw_224"), _image(224)),
-    "timm_eva02_tiny_patch14_224": (_timm("eva02_tiny_patch14_224"), _image(224)),
-    "bert_tiny_config": (_bert, _tokens),
-}
+    )
+    for name, side in TIMM.items():
+        corpus[f"timm_{name}"] = (_timm(name), _image(side))
+    corpus["bert_tiny_config"] = (_bert, _tokens)
+    return corpus
+
+
+CORPUS = _corpus()
 
 
 class FirstOutput(nn.Module):
@@ -283,6 +312,34 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _cell(row: Row | None) -> str:
+    """One exporter's outcome in a word and the worst round-trip difference."""
+    if row is None:
+        return "not run"
+    if not row.lifted:
+        return f"no: {row.missing_op or row.error}"
+    worst = max(d for d in (row.to_torch_rel_diff, row.to_onnx_rel_diff) if d is not None)
+    return f"yes ({worst:.0e})" + (f"; {row.error}" if row.error else "")
+
+
+def summary(rows: list[Row]) -> str:
+    """One line per model, one column per exporter (the README's table)."""
+    by_model: dict[str, dict[str, Row]] = {}
+    for r in rows:
+        by_model.setdefault(r.model, {})[r.exporter] = r
+    lines = ["| model | dynamo | legacy |", "| --- | --- | --- |"]
+    for model, found in by_model.items():
+        label = model.replace("timm_", "timm ", 1)
+        lines.append(f"| {label} | {_cell(found.get('dynamo'))} | {_cell(found.get('legacy'))} |")
+    passed = sum(
+        r.lifted and not r.error and max(r.to_torch_rel_diff or 0, r.to_onnx_rel_diff or 0) <= 1e-4
+        for r in rows
+    )
+    models = len(by_model)
+    lines.append(f"\n{passed} of {len(rows)} exports of {models} models round-trip within 1e-4")
+    return "\n".join(lines)
+
+
 def _available(name: str) -> bool:
     if name != "bert_tiny_config":
         return True
@@ -293,25 +350,54 @@ def _available(name: str) -> bool:
     return True
 
 
+def _saved(path: Path) -> dict[tuple[str, str], Row]:
+    """The rows of an earlier run's JSON, by (model, exporter); none when there is no file."""
+    if not path.exists():
+        return {}
+    return {(r["model"], r["exporter"]): Row(**r) for r in json.loads(path.read_text())}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(CORPUS), choices=list(CORPUS))
+    parser.add_argument("--models", nargs="+", default=None, choices=list(CORPUS))
     parser.add_argument("--exporters", nargs="+", default=["dynamo", "legacy"])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows already in --out; measure the models named by --models and, of the "
+        "others, only the missing (model, exporter)s",
+    )
     args = parser.parse_args(argv)
+    named = set(args.models or ())
+    args.models = args.models or list(CORPUS)
     torch.set_num_threads(1)
-    rows: list[Row] = []
+    kept = _saved(args.out) if args.resume else {}
+    rows: dict[tuple[str, str], Row] = dict(kept)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as folder:
-        for name in args.models:
-            if not _available(name):
-                print(f"skip {name}: transformers is not installed", flush=True)
+    order = {name: i for i, name in enumerate(CORPUS)}
+
+    def save() -> None:
+        ordered = sorted(rows.values(), key=lambda r: (order.get(r.model, len(order)), r.exporter))
+        args.out.write_text(json.dumps([asdict(r) for r in ordered], indent=1) + "\n")
+
+    for name in args.models:
+        if not _available(name):
+            print(f"skip {name}: transformers is not installed", flush=True)
+            continue
+        for exporter in args.exporters:
+            if (name, exporter) in kept and name not in named:
                 continue
-            for exporter in args.exporters:
-                rows.append(measure(name, exporter, Path(folder)))
-                print(f"done {name} {exporter}: {rows[-1]}", flush=True)
-                args.out.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
-    print(table(rows))
+            with tempfile.TemporaryDirectory() as folder:  # big models' files go at once
+                row = measure(name, exporter, Path(folder))
+            rows[(name, exporter)] = row
+            print(f"done {name} {exporter}: {row}", flush=True)
+            save()
+    save()
+    ordered = sorted(rows.values(), key=lambda r: (order.get(r.model, len(order)), r.exporter))
+    print(table(ordered))
+    print()
+    print(summary(ordered))
 
 
 if __name__ == "__main__":

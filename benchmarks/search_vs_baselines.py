@@ -3,8 +3,8 @@
 Every method gets the same budget of plan evaluations (distinct plans scored on the search
 split; repeats are free, see ``natopt.passes.nat.space``) and the same final step (at most K
 candidates scored on validation). Methods: the NAT policy from the reference's near-uniform
-start (``nat``) and from a keep prior of 0.8 (``nat+prior``: sampled plans start as small
-edits of the original), uniform random search and its keep-0.8 counterpart, and greedy
+start (``nat``) and from ``optimize``'s keep prior, 0.75 (``nat+prior``: sampled plans start as
+small edits of the original), uniform random search and its keep-prior counterpart, and greedy
 coordinate ascent from the original. Two suites:
 
 - ``synthetic``: chain-structured spaces with per-unit rewards, pairwise couplings and a cost
@@ -19,9 +19,10 @@ coordinate ascent from the original. Two suites:
   searches; in ``nat++`` (kernel, separable, dilated, pooling too) the space is far too big,
   and methods are compared by the validation reward, accuracy and MACs of their plans.
 
-Prints a Markdown table per suite and writes every run to ``--out`` (JSON)::
+Prints a Markdown table per suite and writes every run to ``--out`` (JSON; default
+``benchmarks/results/search_vs_baselines.json``)::
 
-    python benchmarks/search_vs_baselines.py --seeds 5 --out search_vs_baselines.json
+    python benchmarks/search_vs_baselines.py [--seeds 10] [--example-seeds 3]
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ import numpy as np
 import torch
 
 from natopt.passes.nat import (
+    Choices,
     Evaluation,
-    Plan,
     SearchConfig,
     SearchResult,
     SearchSpace,
@@ -50,12 +51,13 @@ from natopt.passes.nat import (
     random_search,
     synthetic_problem,
 )
+from natopt.pipeline.optimize import OptimizeConfig
 
 __all__ = ["METHODS", "synthetic_suite", "example_suite", "summarise", "main"]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "natopt" / "data"
 Search = Callable[[SearchSpace, int, int], SearchResult]
-KEEP = 0.8  # the keep prior of the "+prior" variants
+KEEP = OptimizeConfig().keep_prior  # the "+prior" variants start where optimize does (0.75)
 METHODS: dict[str, Search] = {
     "nat": lambda space, budget, seed: nat_search(
         space, budget, config=SearchConfig.fast(keep_prior=None), seed=seed
@@ -105,11 +107,11 @@ class _Memo:
     """Remembers a deterministic scorer's answers across searches (a speed-up only: each
     search still counts its own evaluations)."""
 
-    def __init__(self, score: Callable[[Plan], Evaluation]) -> None:
+    def __init__(self, score: Callable[[Choices], Evaluation]) -> None:
         self.score = score
         self.known: dict[tuple[tuple[str, str], ...], Evaluation] = {}
 
-    def __call__(self, plan: Plan) -> Evaluation:
+    def __call__(self, plan: Choices) -> Evaluation:
         key = tuple(sorted(plan.items()))
         if key not in self.known:
             self.known[key] = self.score(plan)
@@ -151,7 +153,7 @@ def _example_problem(space_name: str, macs_budget: float, eval_samples: int):
     )
 
 
-def _all_plans(space: SearchSpace) -> list[Plan]:
+def _all_plans(space: SearchSpace) -> list[Choices]:
     valid = [row.nonzero().flatten().tolist() for row in space.mask]
     return [space.plan(tuple(actions)) for actions in itertools.product(*valid)]
 
@@ -246,13 +248,18 @@ def markdown(summary: list[dict[str, Any]], order: Sequence[str] = TABLE_COLUMNS
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10, help="seeds, synthetic suite")
+    parser.add_argument("--example-seeds", type=int, default=3, help="seeds, example suite")
     parser.add_argument("--budget", type=int, default=200, help="evaluations, synthetic suite")
     parser.add_argument("--example-budget", type=int, default=48, help="evaluations, example")
     parser.add_argument("--macs-budget", type=float, default=0.7)
     parser.add_argument("--eval-samples", type=int, default=512)
     parser.add_argument("--suite", choices=("all", "synthetic", "example"), default="all")
-    parser.add_argument("--out", type=Path, default=Path("search_vs_baselines.json"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).parent / "results" / "search_vs_baselines.json",
+    )
     return parser.parse_args(argv)
 
 
@@ -264,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows += synthetic_suite(args.seeds, args.budget)
     if args.suite in ("all", "example"):
         rows += example_suite(
-            args.seeds, args.example_budget, args.macs_budget, args.eval_samples, print
+            args.example_seeds, args.example_budget, args.macs_budget, args.eval_samples, print
         )
     summary = summarise(rows)
     for suite in dict.fromkeys(row["suite"] for row in summary):

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
 import tempfile
 import time
@@ -97,6 +98,7 @@ class Row:
     plan: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     note: str = ""
+    ratio: float | None = None  # Torch-Pruning's channel ratio this row is matched to
 
 
 def _vocabulary(levels: tuple[str, ...]) -> Vocabulary:
@@ -183,13 +185,19 @@ def _measured_ratio(bench: Bench, graph: Graph, max_seconds: float = 3.0) -> flo
     return timing.models[1].ratio_to_first
 
 
-def run_torch_pruning(bench: Bench, ratio: float) -> float:
+def _method(name: str, ratio: float, primary: float) -> str:
+    """A row's method name: ``name`` at the primary ratio, ``name@ratio`` at the others."""
+    return name if ratio == primary else f"{name}@{ratio:g}"
+
+
+def run_torch_pruning(bench: Bench, ratio: float, primary: float) -> float:
     """Prune, fine-tune, export; returns the measured batch-1 latency ratio to the original."""
     start = time.perf_counter()
     pruned = torch_pruning(bench.module, ratio)
     finetune(pruned, bench.held, bench.teacher, bench.finetune)
     graph = _lifted(pruned)
-    bench.add("torch-pruning", graph, seconds=time.perf_counter() - start)
+    method = _method("torch-pruning", ratio, primary)
+    bench.add(method, graph, seconds=time.perf_counter() - start, ratio=ratio)
     return _measured_ratio(bench, graph, max_seconds=6.0)
 
 
@@ -211,7 +219,15 @@ def _search(bench: Bench, config: OptimizeConfig) -> tuple[Any, str]:
 
 
 def run_natopt(
-    bench: Bench, space: str, target: float, evaluations: int, seed: int, rounds: int
+    bench: Bench,
+    space: str,
+    target: float,
+    evaluations: int,
+    seed: int,
+    rounds: int,
+    search: str,
+    method: str,
+    ratio: float,
 ) -> None:
     """Search ``space`` for the measured latency ratio ``target``, then fine-tune.
 
@@ -219,12 +235,15 @@ def run_natopt(
     up to ``rounds`` searches, each chosen model timed against the original); the table
     budget and the measured ratio of the kept search go into the row's note."""
     config = OptimizeConfig(
-        search="nat",
+        search=search,
         budget=Budget("latency", target),
         space=_vocabulary(SPACES[space]),  # type: ignore[arg-type]  (a Vocabulary is accepted)
         evaluations=evaluations,
         candidates=max(2, evaluations // 8),
         finetune=replace(bench.finetune, steps=0),
+        # the benchmark fine-tunes the chosen model itself, as it does Torch-Pruning's, and
+        # reports what that gives; the guard would judge the model before that fine-tune
+        max_drop=math.inf,
         latency_rounds=rounds,
         progress=False,
         seed=seed,
@@ -246,7 +265,7 @@ def run_natopt(
             )
     graph = _finetuned(result.graph, bench.held, bench.teacher, bench.finetune)
     seconds = time.perf_counter() - start
-    bench.add(f"natopt-{space}", graph, plan=result.plan.transitions, seconds=seconds, note=note)
+    bench.add(method, graph, plan=result.plan.transitions, seconds=seconds, note=note, ratio=ratio)
 
 
 def importance_rows(bench: Bench, steps: int) -> list[dict[str, Any]]:
@@ -362,6 +381,65 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def plot(rows: list[Row], folder: Path) -> list[Path]:
+    """One accuracy-vs-latency figure per model: Torch-Pruning and natopt's ``full`` space
+    at each ratio as two lines, the single levels (first ratio) as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for model in dict.fromkeys(r.model for r in rows):
+        mine = [r for r in rows if r.model == model]
+        base = mine[0].latency_b1_ms
+        figure, axes = plt.subplots(figsize=(6, 4))
+        for prefix, style in (("torch-pruning", "o-"), ("natopt-full", "s-")):
+            line = sorted(
+                (r for r in mine if r.method.split("@")[0] == prefix),
+                key=lambda r: r.latency_b1_ms,
+            )
+            axes.plot(
+                [r.latency_b1_ms / base for r in line],
+                [r.accuracy for r in line],
+                style,
+                label=prefix,
+            )
+        for r in mine:
+            if r.method.startswith("natopt-") and "@" not in r.method and r.method != "natopt-full":
+                axes.plot(r.latency_b1_ms / base, r.accuracy, "x", label=r.method)
+        axes.axhline(mine[0].accuracy, color="grey", lw=0.8, ls="--", label="original")
+        axes.set_xlabel("batch-1 latency / original (onnxruntime CPU, 1 thread)")
+        axes.set_ylabel("test accuracy %")
+        axes.set_title(f"{model}: accuracy against measured latency")
+        axes.legend(fontsize=7)
+        path = folder / f"vs_torch_pruning_{model}.png"
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        paths.append(path)
+    return paths
+
+
+def _save(
+    args: argparse.Namespace,
+    spaces: tuple[str, ...],
+    rounding: Any,
+    rows: list[Row],
+    importance: list[dict[str, Any]],
+    start: float,
+) -> None:
+    report = {
+        "kind": "natopt.vs_torch_pruning",
+        "settings": vars(args) | {"spaces": list(spaces), "rounding": asdict(rounding)},
+        "rows": [asdict(r) for r in rows],
+        "importance": importance,
+        "seconds": time.perf_counter() - start,
+    }
+    args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")  # paths as text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="example model, small budgets")
@@ -369,9 +447,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spaces", default=",".join(SPACES), help="natopt rows to run")
     parser.add_argument("--evaluations", type=int, default=48)
     parser.add_argument("--finetune-steps", type=int, default=188)
-    parser.add_argument("--ratio", type=float, default=0.5, help="Torch-Pruning's ratio")
+    parser.add_argument(
+        "--ratios",
+        default="0.5,0.25,0.75",
+        help="Torch-Pruning's channel ratios; every space runs at the first, --other-spaces "
+        "at the rest",
+    )
+    parser.add_argument("--other-spaces", default="full", help="natopt rows at the other ratios")
+    parser.add_argument(
+        "--search", default=OptimizeConfig().search, help="natopt's search (default: optimize's)"
+    )
+    parser.add_argument("--plots", type=Path, default=None, help="folder for one PNG per model")
     parser.add_argument(
         "--rounds", type=int, default=5, help="searches per row to match the measured latency"
+    )
+    parser.add_argument(
+        "--no-importance", action="store_true", help="skip the channel-importance comparison"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (training)")
     parser.add_argument("--seed", type=int, default=0)
@@ -382,6 +473,8 @@ def main(argv: list[str] | None = None) -> None:
     evaluations = 8 if args.quick else args.evaluations
     steps = 40 if args.quick else args.finetune_steps
     spaces = QUICK_SPACES if args.quick else tuple(args.spaces.split(","))
+    ratios = [float(r) for r in args.ratios.split(",")]
+    other_spaces = tuple(s for s in args.other_spaces.split(",") if s)
     config = FinetuneConfig(steps=steps, batch_size=64, lr=1e-3)
     start = time.perf_counter()
     data = mnist_zoo.mnist(args.seed)
@@ -392,19 +485,35 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="vs-tp-") as tmp:
         for name in models:
             bench = prepare(name, data, Path(tmp), config, rounding, 2000 if args.quick else 10000)
-            ratio = run_torch_pruning(bench, args.ratio)
-            print(f"[{name}] torch-pruning latency ratio {ratio:.3f}", flush=True)
-            for space in spaces:
-                run_natopt(bench, space, ratio, evaluations, args.seed, args.rounds)
-                row = bench.rows[-1]
+            for tp_ratio in ratios:
+                target = run_torch_pruning(bench, tp_ratio, ratios[0])
                 print(
-                    f"[{name}] {row.method}: {row.accuracy:.2f}% ({row.seconds:.0f} s)", flush=True
+                    f"[{name}] torch-pruning {tp_ratio:g}: latency ratio {target:.3f}", flush=True
                 )
-            if not args.quick:
+                for space in spaces if tp_ratio == ratios[0] else other_spaces:
+                    method = _method(f"natopt-{space}", tp_ratio, ratios[0])
+                    run_natopt(
+                        bench,
+                        space,
+                        target,
+                        evaluations,
+                        args.seed,
+                        args.rounds,
+                        args.search,
+                        method,
+                        tp_ratio,
+                    )
+                    row = bench.rows[-1]
+                    print(
+                        f"[{name}] {row.method}: {row.accuracy:.2f}% ({row.seconds:.0f} s)",
+                        flush=True,
+                    )
+            if not (args.quick or args.no_importance):
                 importance += importance_rows(bench, steps // 3)
             measure_latency(bench, args.quick)
             rows += bench.rows
             print(_table(bench.rows), flush=True)
+            _save(args, spaces, rounding, rows, importance, start)  # an interrupted run keeps it
     print("\n" + _table(rows))
     print("\n" + markdown(rows))
     if importance:
@@ -414,16 +523,11 @@ def main(argv: list[str] | None = None) -> None:
             f"  {item['model']:8} {item['importance']:10} refit {item['accuracy_refit']:6.2f}%  "
             f"fine-tuned {item['accuracy_finetuned']:6.2f}%  mean error {item['mean_error']:.3f}"
         )
-    report = {
-        "kind": "natopt.vs_torch_pruning",
-        "settings": vars(args)
-        | {"out": str(args.out), "spaces": list(spaces), "rounding": asdict(rounding)},
-        "rows": [asdict(r) for r in rows],
-        "importance": importance,
-        "seconds": time.perf_counter() - start,
-    }
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {args.out} ({report['seconds']:.0f} s)")
+    _save(args, spaces, rounding, rows, importance, start)
+    if args.plots is not None:
+        for path in plot(rows, args.plots):
+            print(f"wrote {path}")
+    print(f"\nwrote {args.out} ({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":
