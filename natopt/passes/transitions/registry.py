@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
+from natopt._registry import register_ops
 from natopt.ir import Cost, Graph, Node
 
 if TYPE_CHECKING:
@@ -198,12 +199,7 @@ R = TypeVar("R", bound=type[TransitionRule])
 def register(cls: R) -> R:
     """Register one instance of the rule class ``cls`` under each of its ``ops``."""
     rule = cls()
-    for op in cls.ops:
-        if op in _RULES:
-            raise ValueError(
-                f"register: {cls.__name__} and {type(_RULES[op]).__name__} both handle {op!r}"
-            )
-        _RULES[op] = rule
+    register_ops(_RULES, rule, cls.ops)
     if cls.family is not None:
         _FAMILIES[cls.family] = rule
     return cls

@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
+from natopt._registry import register_ops
 from natopt.ir import Node
 from natopt.passes.width.layout import Layout
 
@@ -79,13 +80,7 @@ W = TypeVar("W", bound=type[WidthOp])
 
 def register(cls: W) -> W:
     """Register one instance of the width op class ``cls`` under each of its ``ops``."""
-    instance = cls()
-    for op in cls.ops:
-        if op in _WIDTH_OPS:
-            raise ValueError(
-                f"register: {cls.__name__} and {type(_WIDTH_OPS[op]).__name__} both handle {op!r}"
-            )
-        _WIDTH_OPS[op] = instance
+    register_ops(_WIDTH_OPS, cls(), cls.ops)
     return cls
 
 
