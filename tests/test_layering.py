@@ -23,6 +23,7 @@ import natopt
 PACKAGE_ROOT = Path(natopt.__file__).parent
 LAYERS = {
     "natopt.errors": 0,
+    "natopt._registry": 0,
     "natopt.ir": 0,
     "natopt.passes": 1,
     "natopt.frontends": 2,
