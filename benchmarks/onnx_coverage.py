@@ -233,7 +233,7 @@ def _export(model: nn.Module, x: torch.Tensor, path: Path, exporter: str) -> Non
             torch.onnx.export(
                 model,
                 (x,),
-                path,
+                str(path),  # a str: past 2 GiB the legacy exporter writes external data only then
                 dynamo=False,
                 opset_version=17,
                 input_names=["input"],
@@ -368,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
         help="keep the rows already in --out; measure the models named by --models and, of the "
         "others, only the missing (model, exporter)s",
     )
+    parser.add_argument(
+        "--skip", nargs="+", default=[], choices=list(CORPUS), help="models to leave out"
+    )
     args = parser.parse_args(argv)
     named = set(args.models or ())
     args.models = args.models or list(CORPUS)
@@ -382,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
         args.out.write_text(json.dumps([asdict(r) for r in ordered], indent=1) + "\n")
 
     for name in args.models:
+        if name in args.skip:
+            continue
         if not _available(name):
             print(f"skip {name}: transformers is not installed", flush=True)
             continue
