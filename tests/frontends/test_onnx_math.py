@@ -215,3 +215,20 @@ def test_an_unsupported_op_is_one_clear_error(tmp_path: Path, op: str):
     message = str(info.value)
     assert f"op {op} (node the_node) is not supported" in message
     assert "Resize" in supported_ops() and "Einsum" in message
+
+
+def test_constant_of_shape_over_a_dynamic_shape_and_a_static_one(tmp_path: Path):
+    inits = [("fixed", np.array([1, 7], np.int64))]
+    fill = helper.make_tensor("v", TensorProto.FLOAT, [1], [1.5])
+    nodes = [
+        c("Shape", ["x"], ["s"]),
+        c("ConstantOfShape", ["s"], ["ones"], value=fill),  # [batch, 7] of 1.5
+        c("ConstantOfShape", ["fixed"], ["zeros"]),  # the default: float zeros
+        c("Mul", ["x", "ones"], ["m"]),
+        c("Add", ["m", "zeros"], ["y"]),
+    ]
+    outputs = [("y", ["b", 7])]
+    path = save(tmp_path / "cos.onnx", nodes, [("x", ["b", 7])], outputs, inits)
+    for batch in (1, 3):
+        graph = check(path, {"x": rand(batch, 7)})
+    assert len(graph.find("Expand")) == 1  # the static one folds to a constant

@@ -13,7 +13,8 @@ tensor input otherwise. ``Gather`` of rows of a float initializer by integer ind
 
 from __future__ import annotations
 
-from onnx import NodeProto
+import numpy as np
+from onnx import NodeProto, numpy_helper
 
 from natopt.frontends.onnx.context import Adapter, LiftContext, node_attrs
 from natopt.frontends.onnx.load import ir_dtype
@@ -49,10 +50,23 @@ def reshape(cx: LiftContext, node: NodeProto) -> Value:
 
 def expand(cx: LiftContext, node: NodeProto) -> Value:
     """ONNX broadcasting ``x`` against the target -> torch ``expand`` sizes (-1 keeps)."""
-    x = cx.value(node.input[0])
-    target = cx.array(node.input[1])
+    return _expand(cx, node, cx.value(node.input[0]), node.input[1])
+
+
+def constant_of_shape(cx: LiftContext, node: NodeProto) -> Value:
+    """``ConstantOfShape(shape)``: its one-element ``value`` (default float 0) broadcast to
+    ``shape``, i.e. an ``Expand`` of that element, so a shape with symbolic dims lifts too."""
+    fill = node_attrs(node).get("value")
+    element = numpy_helper.to_array(fill) if fill is not None else np.zeros(1, np.float32)
+    rank = int(np.prod(cx.value(node.input[0]).shape or (0,)))
+    one = cx.constant(element.reshape([1] * rank), f"{node.output[0]}.fill")
+    return _expand(cx, node, one, node.input[0])
+
+
+def _expand(cx: LiftContext, node: NodeProto, x: Value, target_name: str) -> Value:
+    target = cx.array(target_name)
     if target is None:
-        return cx.emit(node, "Expand", [x, cx.value(node.input[1])]).output
+        return cx.emit(node, "Expand", [x, cx.value(target_name)]).output
     given: list[Dim] = [d if isinstance(d, str) else int(d) for d in target.reshape(-1).tolist()]
     rank = max(len(given), len(x.shape or ()))
     ones: list[Dim] = [1] * (rank - len(given))
@@ -66,7 +80,7 @@ def expand(cx: LiftContext, node: NodeProto) -> Value:
         sizes.append(-1 if keep else t)  # type: ignore[arg-type]
     if all(isinstance(s, int) for s in sizes):
         return cx.emit(node, "Expand", [x], {"shape": tuple(sizes)}).output
-    shape_tensor = cx.value(node.input[1])
+    shape_tensor = cx.value(target_name)
     return cx.emit(node, "Expand", [x, shape_tensor], shapes=[tuple(out_shape)]).output
 
 
@@ -213,6 +227,7 @@ def shape(cx: LiftContext, node: NodeProto) -> Value:
 TENSOR_ADAPTERS: dict[str, Adapter] = {
     "Reshape": reshape,
     "Expand": expand,
+    "ConstantOfShape": constant_of_shape,
     "Flatten": flatten,
     "Transpose": transpose,
     "Squeeze": squeeze,
