@@ -63,7 +63,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         action="store_true",
         help="run on the built-in MNIST example (model and data ship with natopt)",
     )
-    p.add_argument("--search", choices=SEARCHES, default="nat")
+    p.add_argument(
+        "--search",
+        choices=SEARCHES,
+        default=OptimizeConfig().search,
+        help="knapsack (the default): per-unit sensitivities solved as a multiple-choice "
+        "knapsack; nat: NAT's GCN policy; grow: the growing policy; random; greedy",
+    )
     p.add_argument(
         "--objective",
         choices=OBJECTIVES,
