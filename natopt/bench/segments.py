@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from natopt.ir import Graph, Node, Value, constant_nodes, constant_values, infer_node
+from natopt.ir import Graph, Node, Value, constant_nodes, infer_node
 from natopt.ir.types import concrete_shape, to_torch_dtype
 from natopt.passes.calibration import capture
 from natopt.passes.units import find_units
@@ -110,7 +110,7 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
-def _segment(nodes: list[Node], constant: frozenset[Value], symbols: dict[str, int]) -> Segment:
+def _segment(nodes: list[Node], constant: frozenset[Node], symbols: dict[str, int]) -> Segment:
     inside = set(nodes)
     position: dict[Value, tuple[int, int]] = {}
     inputs: list[Value] = []
@@ -145,7 +145,7 @@ def _segment(nodes: list[Node], constant: frozenset[Value], symbols: dict[str, i
         for out in node.outputs
         if out.is_graph_output() or any(user not in inside for user, _ in out.uses)
     ]
-    is_constant = [v in constant for v in inputs]
+    is_constant = [v.producer in constant for v in inputs]  # graph inputs: None
     signature = {
         "nodes": rows,
         "inputs": [
@@ -170,8 +170,8 @@ def _segment(nodes: list[Node], constant: frozenset[Value], symbols: dict[str, i
 def graph_segments(graph: Graph, symbols: Mapping[str, int] | None = None) -> list[Segment]:
     """The segments of ``graph`` in graph order (see the module docstring)."""
     symbols = dict(symbols or {})
-    constant = constant_values(graph)
-    return [_segment(g, constant, symbols) for g in _groups(graph, constant_nodes(graph))]
+    constant = constant_nodes(graph)
+    return [_segment(g, constant, symbols) for g in _groups(graph, constant)]
 
 
 def clone_nodes(
