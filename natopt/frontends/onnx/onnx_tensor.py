@@ -58,9 +58,8 @@ def constant_of_shape(cx: LiftContext, node: NodeProto) -> Value:
     ``shape``, i.e. an ``Expand`` of that element, so a shape with symbolic dims lifts too."""
     fill = node_attrs(node).get("value")
     element = numpy_helper.to_array(fill) if fill is not None else np.zeros(1, np.float32)
-    rank = int(np.prod(cx.value(node.input[0]).shape or (0,)))
-    one = cx.constant(element.reshape([1] * rank), f"{node.output[0]}.fill")
-    return _expand(cx, node, one, node.input[0])
+    scalar = cx.constant(element.reshape(()), f"{node.output[0]}.fill")  # broadcasts to any shape
+    return _expand(cx, node, scalar, node.input[0])
 
 
 def _expand(cx: LiftContext, node: NodeProto, x: Value, target_name: str) -> Value:
