@@ -380,9 +380,8 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     order = {name: i for i, name in enumerate(CORPUS)}
 
-    def save() -> None:
-        ordered = sorted(rows.values(), key=lambda r: (order.get(r.model, len(order)), r.exporter))
-        args.out.write_text(json.dumps([asdict(r) for r in ordered], indent=1) + "\n")
+    def ordered() -> list[Row]:  # corpus order, whatever order they were measured in
+        return sorted(rows.values(), key=lambda r: (order.get(r.model, len(order)), r.exporter))
 
     for name in args.models:
         if name in args.skip:
@@ -397,12 +396,10 @@ def main(argv: list[str] | None = None) -> None:
                 row = measure(name, exporter, Path(folder))
             rows[(name, exporter)] = row
             print(f"done {name} {exporter}: {row}", flush=True)
-            save()
-    save()
-    ordered = sorted(rows.values(), key=lambda r: (order.get(r.model, len(order)), r.exporter))
-    print(table(ordered))
+            args.out.write_text(json.dumps([asdict(r) for r in ordered()], indent=1) + "\n")
+    print(table(ordered()))
     print()
-    print(summary(ordered))
+    print(summary(ordered()))
 
 
 if __name__ == "__main__":
