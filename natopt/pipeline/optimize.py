@@ -458,13 +458,15 @@ def _select_by_finetuning(
     objective, on ``executor``: the plans that went through every rung, first-ranked first (for the
     fastest objective, those within the tolerance by measured latency); the rungs' records go
     into ``info``."""
-    total = sum(size * steps for size, steps in config.rungs)
+    # the first rung takes the whole pool: the search's best plans and each level's best
+    rungs = ((max(config.rungs[0][0], len(pool)), config.rungs[0][1]), *config.rungs[1:])
+    total = sum(min(size, len(pool)) * steps for size, steps in rungs)
     bar = ProgressBar("rungs", total, enabled=config.progress)
     _, candidates = successive_halving(
         problem,
         pool,
         *data,
-        config.rungs,
+        rungs,
         config.finetune,
         seed=config.seed,
         executor=executor,
@@ -472,7 +474,7 @@ def _select_by_finetuning(
         rank=objective.rank,
     )
     bar.close(f"{len(candidates)} plans fine-tuned")
-    last = [c for c in candidates if len(c.scores) == len(config.rungs)]
+    last = [c for c in candidates if len(c.scores) == len(rungs)]
     last.sort(key=lambda c: objective.rank(c.scores[-1], c.macs))
     within = [c.plan for c in last if objective.within(c.scores[-1])]
     measured: dict[str, float] = {}
@@ -481,7 +483,7 @@ def _select_by_finetuning(
         within.sort(key=lambda p: measured[_key(p)])
     finalists = within + [c.plan for c in last if c.plan not in within]
     info["fidelity"] = {
-        "rungs": [list(r) for r in config.rungs],
+        "rungs": [list(r) for r in rungs],
         "candidates": [c.to_dict() for c in candidates],
         "refit_choice": plan.transitions,
         "changed_choice": finalists[0] != plan.transitions,
@@ -600,8 +602,31 @@ def _search_plan(
         # when it is much better; the budget is a cap, so the best plan within it is taken
         plan = Plan(objective.pool(scored, 1)[0])
     pool = [plan.transitions]
-    pool += [p for p in objective.pool(scored, size) if p != plan.transitions]
-    return plan, found, pool[:size]
+    pool += [p for p in _level_bests(problem, objective, scored) if p not in pool]
+    for candidate in objective.pool(scored, size):
+        if len(pool) >= size:
+            break
+        if candidate not in pool:
+            pool.append(candidate)
+    return plan, found, pool  # longer than the first rung when the levels' bests need it
+
+
+def _level_bests(
+    problem: SearchProblem, objective: Objective, scored: list[dict[str, Any]]
+) -> list[dict[str, str]]:
+    """Per level of the vocabulary (when it has more than one), the objective's best scored
+    plan that changes units with that level's transitions only. The refit score misjudges
+    which level fine-tunes best, so the rungs see the joint plan beside each level's best."""
+    vocabulary = problem.mask.vocabulary
+    keep = "keep"
+    by_level: dict[str, list[dict[str, Any]]] = {}
+    for entry in scored:
+        levels = {vocabulary.get(t).level for t in entry["plan"].values() if t != keep}
+        if len(levels) == 1:
+            by_level.setdefault(levels.pop(), []).append(entry)
+    if len({e.level for e in vocabulary if e.name != keep}) < 2:
+        return []
+    return [objective.pool(entries, 1)[0] for entries in by_level.values()]
 
 
 def _search_info(

@@ -188,6 +188,7 @@ class SearchProblem:
             # MACs stand in for latency here; the latency loop corrects the budget
             savings=unit_savings(self.mask, metric, total),
             required_saving=None if self.budget is None else 1.0 - self.budget.fraction,
+            levels=[entry.level for entry in self.mask.vocabulary],
         )
 
     def train_shared(self, plans: list[dict[str, str]]) -> None:

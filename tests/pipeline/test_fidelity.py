@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from natopt.frontends import lift
+from natopt.passes.transitions import VOCABULARY
 from natopt.pipeline import fidelity
+from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset
 from natopt.pipeline.finetune import FinetuneConfig
 from natopt.pipeline.optimize import OptimizeConfig, optimize
@@ -116,3 +118,33 @@ def test_optimize_reports_the_rungs_and_fine_tunes_their_choice(toy_model):
     ]
     assert block["critical_path_seconds"] == pytest.approx(sum(longest))
     assert block["task_seconds"] >= block["critical_path_seconds"] > 0
+
+
+def test_a_joint_space_sends_each_levels_best_plan_to_the_rungs(toy_model):
+    graph = lift(toy_model, torch.randn(2, 1, 8, 8), dynamic_batch=True)
+    x = np.random.default_rng(2).normal(size=(120, 1, 8, 8)).astype(np.float32)
+    config = OptimizeConfig(
+        space="full",
+        search="knapsack",
+        budget=Budget("macs", 0.7),
+        evaluations=24,
+        candidates=2,
+        finetune=FinetuneConfig(steps=3),
+        measure_latency=False,
+        progress=False,
+        calibration_samples=32,
+        rungs=((2, 3), (1, 3)),
+        max_drop=float("inf"),
+    )
+    result = optimize(graph, (Dataset([x]), None), config)
+    block = result.report["search"]["fidelity"]
+    levels = {t.name: t.level for t in VOCABULARY}
+    single = {
+        next(iter(used))
+        for c in block["candidates"]
+        if len(used := {levels[t] for t in c["plan"].values()}) == 1
+    }
+    assert len(single) >= 3, single  # the plan the search chose, then each level's best
+    assert block["rungs"][0][0] == len(block["candidates"]) > 2  # rung 1 took them all
+    assert all(len(c["finetuned_quality"]) >= 1 for c in block["candidates"])
+    assert result.report["after"]["macs"] <= 0.7 * result.report["before"]["macs"]

@@ -29,7 +29,10 @@ estimated value that saves enough:
 3. The remaining evaluations go to the top distinct DP solutions, round robin over the
    variants: with a budget, the targets ``required_saving`` and 0.02 and 0.05 above it
    (hedges against additive savings that overestimate the real ones); without one, the λ
-   above. When every variant's ``k`` solutions (``min(remaining, 64)`` each) are scored,
+   above. When the space spans several levels (``SearchSpace.levels``), each level alone
+   is one more variant (its entries and keep; with a budget at ``required_saving``, without
+   one at the median price): the additive estimate misjudges how a joint plan fine-tunes,
+   and these plans let the rungs compare the joint plan with every single level's best. When every variant's ``k`` solutions (``min(remaining, 64)`` each) are scored,
    the search stops with budget left. If no plan reaches ``required_saving`` by the
    estimate, the plan saving most (each unit at its largest saving) is the only candidate.
 
@@ -184,8 +187,8 @@ def knapsack_search(
     remaining = budget - evaluator.used
     k = max(1, min(remaining, MAX_K))
     lists = [
-        multiple_choice_knapsack(variant, savings, mask, target, bins=bins, k=k)
-        for variant, target in _variants(space, values, savings, mask)
+        multiple_choice_knapsack(variant, savings, allowed, target, bins=bins, k=k)
+        for variant, target, allowed in _variants(space, values, savings, mask)
     ]
     if not any(lists):
         lists = [[KnapsackSolution(_most_saving(savings, mask), -math.inf, -math.inf)]]
@@ -242,20 +245,25 @@ def _sensitivities(
 
 def _variants(
     space: SearchSpace, values: np.ndarray, savings: np.ndarray, mask: np.ndarray
-) -> list[tuple[np.ndarray, float | None]]:
-    """Phase 3's DP problems as (values, required saving): hedged targets with a budget,
-    Lagrangian prices λ (values + λ · savings, no constraint) without one."""
+) -> list[tuple[np.ndarray, float | None, np.ndarray]]:
+    """Phase 3's DP problems as (values, required saving, mask): hedged targets with a
+    budget, Lagrangian prices λ (values + λ · savings, no constraint) without one; then each
+    level alone (``SearchSpace.level_masks``) at the plain target, or the median price."""
     required = space.required_saving
+    levels = [m.numpy() for m in space.level_masks().values()]
     if required is not None:
         reachable = float(np.where(mask, savings, 0.0).max(axis=1).sum())
         targets = dict.fromkeys(max(required, min(required + h, reachable)) for h in HEDGES)
-        return [(values, target) for target in targets]
+        joint = [(values, target, mask) for target in targets]
+        return joint + [(values, required, level) for level in levels]
     priced = (savings > 0) & (values < 0) & mask
     prices = -values[priced] / savings[priced]
     lambdas = [0.0]
     if prices.size:
         lambdas += [float(q) for q in np.quantile(prices, PRICE_QUANTILES)]
-    return [(values + lam * savings, None) for lam in dict.fromkeys(lambdas)]
+    median = lambdas[2] if len(lambdas) > 2 else 0.0
+    joint = [(values + lam * savings, None, mask) for lam in dict.fromkeys(lambdas)]
+    return joint + [(values + median * savings, None, level) for level in levels]
 
 
 def _most_saving(savings: np.ndarray, mask: np.ndarray) -> tuple[int, ...]:

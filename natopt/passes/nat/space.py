@@ -24,6 +24,9 @@ Optional per-unit costs, for the budgeted solvers (``knapsack_search``, ``grow_s
   approximation; interactions such as a width change slicing a consumer are ignored).
 - ``required_saving``: the fraction the objective's budget needs saved (a budget of
   ``macs=0.7`` needs 0.3); ``None``: no budget.
+- ``levels``: the level of each vocabulary entry (depth, type, kernel, low rank, width; the
+  identity's is ignored). ``knapsack_search`` also solves the budget within each level
+  alone, so that a joint space scores every single level's best plan too.
 
 Counting (``PlanEvaluator``): only distinct plans cost an evaluation. A repeated plan is
 answered from a cache and costs nothing — its score is a pure function of the plan while the
@@ -90,6 +93,7 @@ class SearchSpace:
     identity: str = "keep"
     savings: torch.Tensor | None = None
     required_saving: float | None = None
+    levels: list[str] | None = None
 
     def __post_init__(self) -> None:
         shape = (len(self.units), len(self.vocabulary))
@@ -105,6 +109,11 @@ class SearchSpace:
         if not bool(self.mask[:, self.vocabulary.index(self.identity)].all()):
             raise ValueError(f"SearchSpace: every unit must allow {self.identity!r}")
         self._check_savings(shape)
+        if self.levels is not None and len(self.levels) != len(self.vocabulary):
+            raise ValueError(
+                f"SearchSpace: levels must name one level per vocabulary entry "
+                f"({len(self.vocabulary)}), got {len(self.levels)}"
+            )
 
     def _check_savings(self, shape: tuple[int, int]) -> None:
         savings, required = self.savings, self.required_saving
@@ -148,6 +157,23 @@ class SearchSpace:
             raise ValueError("SearchSpace.saving: this space has no savings")
         index = torch.tensor(actions, dtype=torch.long).unsqueeze(1)
         return float(self.savings.gather(1, index).sum())
+
+    def level_masks(self) -> dict[str, torch.Tensor]:
+        """Per level of ``levels`` with at least one valid entry, the mask restricted to the
+        identity and that level's entries (empty without ``levels``, or with a single level:
+        the restriction would be the whole space)."""
+        if self.levels is None:
+            return {}
+        keep = self.identity_index
+        masks = {}
+        for level in dict.fromkeys(lv for i, lv in enumerate(self.levels) if i != keep):
+            columns = torch.tensor(
+                [i == keep or (lv == level) for i, lv in enumerate(self.levels)]
+            )
+            restricted = self.mask & columns
+            if bool(restricted[:, [i for i in range(len(self.levels)) if i != keep]].any()):
+                masks[level] = restricted
+        return masks if len(masks) > 1 else {}
 
     def plan(self, actions: tuple[int, ...]) -> Choices:
         """The plan naming, for every unit, the transition with index ``actions[u]``."""

@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
 from natopt.passes.nat import (
     Evaluation,
@@ -154,3 +155,51 @@ def test_knapsack_search_needs_savings_and_falls_back_when_the_budget_is_unreach
     result = knapsack_search(hopeless, 30)
     most = tuple(int(i) for i in hopeless.savings.argmax(dim=1))
     assert recorder.plans[: result.evaluations][-1] == most  # the one plan after phase 1
+
+
+SYNTHETIC_LEVELS = ["depth", "kernel", "type", "depth", "depth"]  # keep, kernel3, sep, skip, null
+
+
+def test_level_masks_restrict_the_space_to_keep_and_one_level_each():
+    space = dataclasses.replace(synthetic_problem(5, seed=1).space, levels=SYNTHETIC_LEVELS)
+    masks = space.level_masks()
+    assert sorted(masks) == ["depth", "kernel", "type"]
+    for level, mask in masks.items():
+        allowed = [i == 0 or lv == level for i, lv in enumerate(SYNTHETIC_LEVELS)]
+        columns = torch.tensor(allowed)
+        assert not bool(mask[:, ~columns].any())
+        assert bool((mask == (space.mask & columns)).all())
+    one_level = dataclasses.replace(space, levels=["depth"] * 5)
+    assert one_level.level_masks() == {}  # the only level is the whole space
+    with pytest.raises(ValueError, match="one level per vocabulary entry"):
+        dataclasses.replace(space, levels=["depth"])
+
+
+def single_level_plans(plans, levels):
+    """The level of each plan that changes units with one level's entries only."""
+    found = set()
+    for plan in plans:
+        used = {levels[a] for a in plan if a != 0}
+        if len(used) == 1:
+            found |= used
+    return found
+
+
+@pytest.mark.parametrize("budget", [0.6, None])
+def test_knapsack_search_scores_each_levels_own_solution_in_a_joint_space(budget):
+    problem = synthetic_problem(6, seed=2, budget=budget, density=1.0)
+    space, recorder = recorded(dataclasses.replace(problem.space, levels=SYNTHETIC_LEVELS))
+    result = knapsack_search(space, 60)
+    phase3 = [p for p in recorder.plans[: result.evaluations] if sum(a != 0 for a in p) > 1]
+    assert single_level_plans(phase3, SYNTHETIC_LEVELS) == {"depth", "kernel", "type"}
+    if budget is not None:  # each level's plan is solved for the budget
+        assert space.savings is not None
+        kernel_only = [p for p in phase3 if single_level_plans([p], SYNTHETIC_LEVELS) == {"kernel"}]
+        assert all(space.saving(p) >= 1 - budget - 1e-9 for p in kernel_only)
+    # without levels, the same search never restricts itself to one level past phase 1
+    plain, plain_recorder = recorded(problem.space)
+    plain_result = knapsack_search(plain, 60)
+    plain3 = [
+        p for p in plain_recorder.plans[: plain_result.evaluations] if sum(a != 0 for a in p) > 1
+    ]
+    assert single_level_plans(plain3, SYNTHETIC_LEVELS) != {"depth", "kernel", "type"}
