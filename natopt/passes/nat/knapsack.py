@@ -32,8 +32,9 @@ estimated value that saves enough:
    above. When the space spans several levels (``SearchSpace.levels``), each level alone
    is one more variant (its entries and keep; with a budget at ``required_saving``, without
    one at the median price): the additive estimate misjudges how a joint plan fine-tunes,
-   and these plans let the rungs compare the joint plan with every single level's best. When every variant's ``k`` solutions (``min(remaining, 64)`` each) are scored,
-   the search stops with budget left. If no plan reaches ``required_saving`` by the
+   and these plans let the rungs compare the joint plan with every single level's best.
+   When every variant's ``k`` solutions (``min(remaining, 64)`` each) are scored, the
+   search stops with budget left. If no plan reaches ``required_saving`` by the
    estimate, the plan saving most (each unit at its largest saving) is the only candidate.
 
 Every method ends alike: the top-K distinct plans by search reward are scored with

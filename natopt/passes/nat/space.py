@@ -167,9 +167,7 @@ class SearchSpace:
         keep = self.identity_index
         masks = {}
         for level in dict.fromkeys(lv for i, lv in enumerate(self.levels) if i != keep):
-            columns = torch.tensor(
-                [i == keep or (lv == level) for i, lv in enumerate(self.levels)]
-            )
+            columns = torch.tensor([i == keep or (lv == level) for i, lv in enumerate(self.levels)])
             restricted = self.mask & columns
             if bool(restricted[:, [i for i in range(len(self.levels)) if i != keep]].any()):
                 masks[level] = restricted
