@@ -97,6 +97,20 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--candidates", type=int, default=6, help="plans validated at the end (K)")
     p.add_argument("--finetune-steps", type=int, default=600)
     p.add_argument(
+        "--lr",
+        type=float,
+        default=FinetuneConfig().lr,
+        help="fine-tuning step size (Adam) to start from; the probe lowers it by 10x while "
+        f"fine-tuning damages the original model (default {FinetuneConfig().lr:g})",
+    )
+    p.add_argument(
+        "--lr-probe-steps",
+        type=int,
+        default=OptimizeConfig().lr_probe_steps,
+        help="steps the original is fine-tuned to check the step size before the search "
+        f"(0: no probe, fine-tune at --lr; default {OptimizeConfig().lr_probe_steps})",
+    )
+    p.add_argument(
         "--shared-steps",
         type=int,
         default=0,
@@ -216,12 +230,14 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
     levels = tuple(x.strip() for x in args.transitions.split(",")) if args.transitions else None
     if (
         min(args.evaluations, args.candidates, args.latency_rounds) < 1
-        or min(args.finetune_steps, args.score_steps) < 0
+        or min(args.finetune_steps, args.score_steps, args.lr_probe_steps) < 0
     ):
         raise NatoptError(
-            "--evaluations, --candidates and --latency-rounds must be >= 1, --finetune-steps "
-            "and --score-steps >= 0"
+            "--evaluations, --candidates and --latency-rounds must be >= 1, --finetune-steps, "
+            "--score-steps and --lr-probe-steps >= 0"
         )
+    if not args.lr > 0 or args.lr == float("inf"):
+        raise NatoptError(f"--lr {args.lr}: give a positive, finite step size")
     parsed = Budget.parse(args.budget) if args.budget else None
     resolve_objective(args.objective, parsed)  # refuses --objective with --budget
     if args.workers is not None and args.workers < 1:
@@ -243,7 +259,8 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         candidates=args.candidates,
         shared_steps=args.shared_steps,
         score_steps=args.score_steps,
-        finetune=FinetuneConfig(steps=args.finetune_steps),
+        finetune=FinetuneConfig(steps=args.finetune_steps, lr=args.lr),
+        lr_probe_steps=args.lr_probe_steps,
         seed=args.seed,
         progress=not args.quiet,
         measure_latency=not args.no_latency,

@@ -65,11 +65,15 @@ def finetune(
     *,
     seed: int = 0,
     progress: Callable[[int, int, float], None] | None = None,
+    stop_after: int | None = None,
 ) -> list[float]:
-    """Train ``module`` in place for ``config.steps`` steps; returns the loss per step."""
+    """Train ``module`` in place for ``config.steps`` steps; returns the loss per step.
+    ``stop_after``: stop after that many steps of the same schedule (the step size stays
+    where a full run has it then: the learning-rate probe tries the opening steps)."""
     params = [p for p in module.parameters() if p.requires_grad]
     if not params or config.steps <= 0:
         return []
+    total = config.steps if stop_after is None else min(stop_after, config.steps)
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / config.steps))
@@ -78,7 +82,7 @@ def finetune(
     order = rng.permutation(len(data))
     cursor, losses = 0, []
     module.train()
-    for step in range(config.steps):
+    for step in range(total):
         if cursor + config.batch_size > len(order):
             order, cursor = rng.permutation(len(data)), 0
         index = order[cursor : cursor + config.batch_size]

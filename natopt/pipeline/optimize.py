@@ -61,6 +61,7 @@ from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
 from natopt.pipeline.latency_budget import LatencyRound, choose_round, next_budget
 from natopt.pipeline.latency_probes import unit_variants
+from natopt.pipeline.lr_probe import ProbeTry, probe_lr, probe_tolerance
 from natopt.pipeline.objective import (
     ACCURACY_WEIGHT,
     FASTEST_WEIGHT,
@@ -117,6 +118,9 @@ class OptimizeConfig:
     rounding: ChannelRounding | None = None  # width: None = measured on this device (else CPU)
     plan: Plan | None = None  # apply this plan instead of searching
     max_drop: float = DEFAULT_MAX_DROP  # points of quality the final model may lose (guard)
+    # the original fine-tuned this many opening steps at finetune.lr must stay within the
+    # probe's tolerance, else the lr is divided by 10 (natopt.pipeline.lr_probe); 0 = off
+    lr_probe_steps: int = 20
     # successive halving on fine-tuned quality: (plans entering, steps) per rung; () = off
     rungs: tuple[tuple[int, int], ...] = DEFAULT_RUNGS
     workers: int | None = None  # the rungs' fine-tunes on a local Ray with this many workers
@@ -333,9 +337,12 @@ def _optimize(
         f"over a vocabulary of {len(vocabulary)}; objective: {_describe(objective, config)}"
     )
 
+    teacher = graph_outputs(graph, tuning)  # the original's outputs: every fine-tune distils them
+    with _phase(times, "lr_probe"):
+        config, probe = _probed(problem, config, (tuning, teacher), say)
+
     with _phase(times, "search"):
         plan, search_info, pool = _choose_plan(problem, config, objective, say, executor)
-    teacher = graph_outputs(graph, tuning)  # the original's outputs: every fine-tune distils them
     finalists = [plan]
     with _phase(times, "rungs"):
         if len(pool) > 1 and config.rungs:
@@ -402,7 +409,12 @@ def _optimize(
         "provider": latency.provider if latency else None,
         "latency": latency.to_dict() if latency else None,
         "onnx_max_abs_diff": max_diff,
-        "finetune": {"steps": len(losses), "final_loss": losses[-1] if losses else None},
+        "finetune": {
+            "steps": len(losses),
+            "final_loss": losses[-1] if losses else None,
+            "lr": config.finetune.lr,
+            "lr_probe": [t.to_dict() for t in probe],
+        },
         "reconstruction_errors": _errors(chosen),
         "times": times,
         # the passes of the run in order, and seconds per pass
@@ -442,6 +454,35 @@ def _choose_plan(
     if warning:
         say(warning)
     return plan, info, pool
+
+
+def _probed(
+    problem: SearchProblem,
+    config: OptimizeConfig,
+    data: tuple[Dataset, torch.Tensor],
+    say: Callable[[str], None],
+) -> tuple[OptimizeConfig, list[ProbeTry]]:
+    """``config`` with the step size the learning-rate probe keeps, and the probe's tries
+    (none when nothing is fine-tuned or the probe is off)."""
+    if config.lr_probe_steps <= 0 or config.finetune.steps <= 0:
+        return config, []
+    tolerance = probe_tolerance(config.max_drop, len(problem.splits.val))
+    lr, tries = probe_lr(
+        problem,
+        *data,
+        config.finetune,
+        steps=config.lr_probe_steps,
+        tolerance=tolerance,
+        seed=config.seed,
+    )
+    if lr != config.finetune.lr:
+        first = tries[0]
+        say(
+            f"fine-tuning at lr {first.lr:g} costs the original model {first.drop_points:.2f} "
+            f"points in {first.steps} steps (tolerance {tolerance:.2f}); fine-tuning at {lr:g}"
+        )
+    finetune_config = dataclasses.replace(config.finetune, lr=lr)
+    return dataclasses.replace(config, finetune=finetune_config), tries
 
 
 def _select_by_finetuning(

@@ -1,0 +1,98 @@
+"""The learning-rate probe: a step size that damages the original model is lowered."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from natopt.backends import to_torch
+from natopt.frontends import lift
+from natopt.pipeline.data import Dataset
+from natopt.pipeline.finetune import FinetuneConfig, finetune
+from natopt.pipeline.lr_probe import probe_lr, probe_tolerance
+from natopt.pipeline.optimize import OptimizeConfig, optimize
+from natopt.pipeline.problem import graph_outputs
+
+
+def _inputs(problem):
+    data = problem.splits.finetune
+    return data, graph_outputs(problem.graph, data)
+
+
+def test_a_step_size_that_ruins_the_original_is_divided_until_it_does_not(problem):
+    data, teacher = _inputs(problem)
+    before = {n.name: {k: w.clone() for k, w in n.weights.items()} for n in problem.graph.nodes}
+    config = FinetuneConfig(steps=200, batch_size=16, lr=3.0)
+    lr, tries = probe_lr(problem, data, teacher, config, steps=10, tolerance=2.0, tries=4)
+    assert [t.lr for t in tries] == pytest.approx([3.0 / 10**i for i in range(len(tries))])
+    assert tries[0].drop_points > 2.0  # Adam at 3.0 wrecks it
+    assert 1 < len(tries) <= 4 and lr < 3.0
+    kept = [t for t in tries if t.kept]
+    assert len(kept) == 1 and kept[0].lr == lr
+    if kept[0].drop_points <= 2.0:
+        assert kept[0] is tries[-1]  # the first step size within the tolerance stops it
+    assert all(t.steps == 10 for t in tries)
+    for node in problem.graph.nodes:  # the probe trains a copy
+        for key, weight in node.weights.items():
+            assert torch.equal(weight, before[node.name][key])
+
+
+def test_a_gentle_step_size_is_kept_after_one_try(problem):
+    data, teacher = _inputs(problem)
+    config = FinetuneConfig(steps=200, batch_size=16, lr=1e-5)
+    lr, tries = probe_lr(problem, data, teacher, config, steps=5, tolerance=2.0)
+    assert lr == 1e-5 and len(tries) == 1 and tries[0].kept
+    assert tries[0].drop_points <= 2.0
+
+
+def test_the_tolerance_follows_max_drop_within_bounds():
+    assert probe_tolerance(0.5, 1000) == 0.5
+    assert probe_tolerance(float("inf"), 1000) == 2.0
+    assert probe_tolerance(0.5, 100) == 2.0  # two samples of a 100-sample split
+
+
+def test_stop_after_trains_the_opening_steps_of_the_same_schedule(toy_model):
+    x = np.random.default_rng(3).normal(size=(64, 1, 8, 8)).astype(np.float32)
+    graph = lift(toy_model, torch.randn(2, 1, 8, 8))
+    data = Dataset([x])
+    teacher = graph_outputs(graph, data)
+    config = FinetuneConfig(steps=40, batch_size=16)
+    full, part = to_torch(graph), to_torch(graph)
+    losses = finetune(full, data, teacher, config)
+    opening = finetune(part, data, teacher, config, stop_after=7)
+    assert len(losses) == 40 and opening == pytest.approx(losses[:7])
+
+
+def test_optimize_reports_the_probe_and_fine_tunes_at_the_kept_step_size(toy_model):
+    graph = lift(toy_model, torch.randn(2, 1, 8, 8), dynamic_batch=True)
+    x = np.random.default_rng(4).normal(size=(120, 1, 8, 8)).astype(np.float32)
+    config = OptimizeConfig(
+        space="nat",
+        search="random",
+        evaluations=4,
+        candidates=2,
+        finetune=FinetuneConfig(steps=30, lr=3.0),
+        lr_probe_steps=10,
+        measure_latency=False,
+        progress=False,
+        calibration_samples=32,
+        rungs=(),
+        max_drop=float("inf"),
+    )
+    said = []
+    result = optimize(graph, (Dataset([x]), None), config, log=said.append)
+    block = result.report["finetune"]
+    assert block["lr_probe"][0]["lr"] == 3.0 and len(block["lr_probe"]) > 1
+    assert block["lr"] == next(t["lr"] for t in block["lr_probe"] if t["kept"]) < 3.0
+    assert any("fine-tuning at lr 3" in line for line in said)
+    off = optimize(
+        graph,
+        (Dataset([x]), None),
+        OptimizeConfig(**{**_fields(config), "lr_probe_steps": 0}),
+    )
+    assert off.report["finetune"]["lr"] == 3.0 and off.report["finetune"]["lr_probe"] == []
+
+
+def _fields(config: OptimizeConfig) -> dict:
+    return {name: getattr(config, name) for name in OptimizeConfig.__dataclass_fields__}
