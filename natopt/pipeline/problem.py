@@ -162,9 +162,12 @@ class SearchProblem:
                 "plan": strip_keep(plan),
             }
         )
-        relative = cost.macs / max(self.original_cost.macs, 1)
-        if latency is not None:
+        if self.budget is not None:  # in the budget's metric, as the savings' target is
+            relative = self.budget.ratio(cost, self.original_cost, latency)
+        elif latency is not None:
             relative = latency[0] / max(latency[1], 1e-12)
+        else:
+            relative = cost.macs / max(self.original_cost.macs, 1)
         return Evaluation(value, quality.quality, relative)
 
     def validate(self, plan: dict[str, str]) -> Evaluation:

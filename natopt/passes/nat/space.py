@@ -66,7 +66,9 @@ Progress = Callable[[int, int, dict[str, Any]], None]
 
 @dataclass(slots=True, frozen=True)
 class Evaluation:
-    """A plan's score: ``reward`` (maximised), ``quality`` and ``cost`` (as the caller defines)."""
+    """A plan's score: ``reward`` (maximised), ``quality`` (as the caller defines) and
+    ``cost``, the plan's cost as a fraction of the original's in the metric of the budget
+    (``1 - cost`` is the saving the plan realises, which ``savings`` estimate)."""
 
     reward: float
     quality: float

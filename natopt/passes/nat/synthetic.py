@@ -83,7 +83,8 @@ def synthetic_problem(
         quality = sum(table[u, a] for u, a in enumerate(actions))
         quality += sum(pair[u, actions[u], actions[u + 1]] for u in range(units - 1))
         cost = sum(size[u] * _RELATIVE_COST[a] for u, a in enumerate(actions))
-        return Evaluation(float(objective(quality, cost)), float(quality), float(cost))
+        relative = cost / size.sum()  # Evaluation.cost: a fraction of the original's
+        return Evaluation(float(objective(quality, cost)), float(quality), float(relative))
 
     def exact(plan: Choices) -> Evaluation:
         return score(tuple(index[plan[name]] for name in names))

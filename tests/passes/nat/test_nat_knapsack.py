@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -203,3 +204,37 @@ def test_knapsack_search_scores_each_levels_own_solution_in_a_joint_space(budget
         p for p in plain_recorder.plans[: plain_result.evaluations] if sum(a != 0 for a in p) > 1
     ]
     assert single_level_plans(plain3, SYNTHETIC_LEVELS) != {"depth", "kernel", "type"}
+
+
+def shortfall_space(problem, factor: float, budget: float) -> SearchSpace:
+    """``problem``'s space where a plan realises only ``factor`` of its estimated saving (as
+    MAC savings overestimate latency ones), scored with the budget on that realised cost."""
+    space = problem.space
+
+    def evaluate(plan: dict[str, str]) -> Evaluation:
+        actions = tuple(space.vocabulary.index(t) for t in plan.values())
+        cost = 1.0 - factor * space.saving(actions)
+        exact = space.evaluate(plan)
+        return Evaluation(exact.quality - 10.0 * max(0.0, cost - budget), exact.quality, cost)
+
+    return dataclasses.replace(space, evaluate=evaluate, validate=None)
+
+
+def within_budget(result, budget: float) -> list[float]:
+    """The qualities of the plans a search scored that meet ``budget`` by realised cost."""
+    return [t.quality for t in result.history if t.cost <= budget + 1e-9]
+
+
+def test_knapsack_search_raises_its_target_when_plans_save_less_than_estimated(monkeypatch):
+    calibrated, plain = [], []
+    for seed in range(6):
+        problem = synthetic_problem(6, seed=seed, coupling=0.0, budget=0.5, density=0.9)
+        space = shortfall_space(problem, 0.8, 0.5)
+        calibrated.append(within_budget(knapsack_search(space, 40), 0.5))
+        with monkeypatch.context() as patch:  # the same search without the calibration
+            patch.setattr("natopt.passes.nat.knapsack.RESOLVE_AT", math.inf)
+            plain.append(within_budget(knapsack_search(space, 40), 0.5))
+    # more of the scored plans meet the budget (the rungs' pool), none of them worse
+    assert all(len(c) >= len(p) for c, p in zip(calibrated, plain, strict=True))
+    assert sum(map(len, calibrated)) >= sum(map(len, plain)) + 20
+    assert all(max(c) >= max(p) for c, p in zip(calibrated, plain, strict=True) if p)
