@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from importlib import resources
 from pathlib import Path
@@ -236,7 +237,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
             "--evaluations, --candidates and --latency-rounds must be >= 1, --finetune-steps, "
             "--score-steps and --lr-probe-steps >= 0"
         )
-    if not args.lr > 0 or args.lr == float("inf"):
+    if not (math.isfinite(args.lr) and args.lr > 0):
         raise NatoptError(f"--lr {args.lr}: give a positive, finite step size")
     parsed = Budget.parse(args.budget) if args.budget else None
     resolve_objective(args.objective, parsed)  # refuses --objective with --budget

@@ -76,8 +76,10 @@ def probe_lr(
         if records[-1].drop_points <= tolerance:
             break
         lr /= factor
-    within = [r for r in records if r.drop_points <= tolerance]
-    # none within: the one that lost least, and of equal losses the smaller step size
-    kept = within[0] if within else min(records, key=lambda r: (r.drop_points, r.lr))
+    # the loop stops at the first try within the tolerance; if none is, the one that lost
+    # least, and of equal losses the smaller step size
+    kept = records[-1]
+    if kept.drop_points > tolerance:
+        kept = min(records, key=lambda r: (r.drop_points, r.lr))
     records = [dataclasses.replace(r, kept=r is kept) for r in records]
     return kept.lr, records

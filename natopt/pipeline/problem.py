@@ -149,6 +149,12 @@ class SearchProblem:
         quality = self.quality(graph, split)
         gain = quality.quality - self.baseline[split].quality
         value = reward(gain, cost, self.original_cost, self.budget, self.cost_weight, latency)
+        if self.budget is not None:  # in the budget's metric, as the savings' target is
+            relative = self.budget.ratio(cost, self.original_cost, latency)
+        elif latency is not None:
+            relative = latency[0] / max(latency[1], 1e-12)
+        else:
+            relative = cost.macs / max(self.original_cost.macs, 1)
         self.evaluated.append(
             {
                 "split": split,
@@ -157,17 +163,10 @@ class SearchProblem:
                 "params": cost.params,
                 "latency_ms": None if latency is None else latency[0],
                 "reward": value,
-                "within_budget": self.budget is None
-                or self.budget.ratio(cost, self.original_cost, latency) <= self.budget.fraction,
+                "within_budget": self.budget is None or relative <= self.budget.fraction,
                 "plan": strip_keep(plan),
             }
         )
-        if self.budget is not None:  # in the budget's metric, as the savings' target is
-            relative = self.budget.ratio(cost, self.original_cost, latency)
-        elif latency is not None:
-            relative = latency[0] / max(latency[1], 1e-12)
-        else:
-            relative = cost.macs / max(self.original_cost.macs, 1)
         return Evaluation(value, quality.quality, relative)
 
     def validate(self, plan: dict[str, str]) -> Evaluation:

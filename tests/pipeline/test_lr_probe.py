@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -86,13 +88,5 @@ def test_optimize_reports_the_probe_and_fine_tunes_at_the_kept_step_size(toy_mod
     assert block["lr_probe"][0]["lr"] == 3.0 and len(block["lr_probe"]) > 1
     assert block["lr"] == next(t["lr"] for t in block["lr_probe"] if t["kept"]) < 3.0
     assert any("fine-tuning at lr 3" in line for line in said)
-    off = optimize(
-        graph,
-        (Dataset([x]), None),
-        OptimizeConfig(**{**_fields(config), "lr_probe_steps": 0}),
-    )
+    off = optimize(graph, (Dataset([x]), None), dataclasses.replace(config, lr_probe_steps=0))
     assert off.report["finetune"]["lr"] == 3.0 and off.report["finetune"]["lr_probe"] == []
-
-
-def _fields(config: OptimizeConfig) -> dict:
-    return {name: getattr(config, name) for name in OptimizeConfig.__dataclass_fields__}

@@ -242,7 +242,7 @@ def _solve(
     lists = []
     for values, target, allowed in variants:
         if target is not None:
-            ceiling = float(np.where(allowed, savings, 0.0).max(axis=1).sum())
+            ceiling = _ceiling(savings, allowed)
             scaled = target * scale
             target = scaled if scaled <= ceiling else max(target, ceiling)
         lists.append(multiple_choice_knapsack(values, savings, allowed, target, bins=bins, k=k))
@@ -303,7 +303,7 @@ def _variants(
     required = space.required_saving
     levels = [m.numpy() for m in space.level_masks().values()]
     if required is not None:
-        reachable = float(np.where(mask, savings, 0.0).max(axis=1).sum())
+        reachable = _ceiling(savings, mask)
         targets = dict.fromkeys(max(required, min(required + h, reachable)) for h in HEDGES)
         joint = [(values, target, mask) for target in targets]
         return joint + [(values, required, level) for level in levels]
@@ -315,6 +315,11 @@ def _variants(
     median = lambdas[2] if len(lambdas) > 2 else 0.0
     joint = [(values + lam * savings, None, mask) for lam in dict.fromkeys(lambdas)]
     return joint + [(values + median * savings, None, level) for level in levels]
+
+
+def _ceiling(savings: np.ndarray, mask: np.ndarray) -> float:
+    """The most a plan within ``mask`` can save by the estimate: each unit at its largest."""
+    return float(np.where(mask, savings, 0.0).max(axis=1).sum())
 
 
 def _most_saving(savings: np.ndarray, mask: np.ndarray) -> tuple[int, ...]:
