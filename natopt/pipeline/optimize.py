@@ -59,7 +59,7 @@ from natopt.pipeline.executor import Executor, executor_for
 from natopt.pipeline.fidelity import DEFAULT_RUNGS, critical_path, successive_halving
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
-from natopt.pipeline.latency_budget import LatencyRound, choose_round, next_budget
+from natopt.pipeline.latency_budget import NOISE, LatencyRound, choose_round, next_budget
 from natopt.pipeline.latency_probes import unit_variants
 from natopt.pipeline.lr_probe import ProbeTry, probe_lr, probe_tolerance
 from natopt.pipeline.objective import (
@@ -703,7 +703,9 @@ def _meet_latency(
     executor: Executor,
 ) -> tuple[Plan, dict[str, Any], list[dict[str, str]]]:
     """Search again until the chosen model's measured latency meets the budget
-    (``natopt.pipeline.latency_budget``); returns the kept plan and its search info."""
+    (``natopt.pipeline.latency_budget``); returns the kept plan, its search info and the
+    rungs' pool: every round's plans measured within the budget (``_measured_pool``), or
+    the kept round's pool when none is."""
     assert config.budget is not None
     target = config.budget.fraction
     rounds: list[LatencyRound] = []
@@ -722,26 +724,62 @@ def _meet_latency(
                 plan, found, pool = _search_plan(problem, config, objective)
             _to_onnx(problem.build(plan.transitions, base=problem.graph), candidate)
             pair = executor.measure_latency(original, candidate, max_seconds=3.0)
-            measured = 1.0 / pair.speedup
+            ratio = 1.0 / pair.speedup
             quality = found.best_evaluation.quality
-            rounds.append(LatencyRound(budget, measured, quality, (plan, found, pool)))
+            rounds.append(LatencyRound(budget, ratio, quality, (plan, found, pool)))
             say(
                 f"latency round {len(rounds)}: table budget {budget:.3f} -> measured "
-                f"{measured:.3f} of the original (target {target:.3f})"
+                f"{ratio:.3f} of the original (target {target:.3f})"
             )
             budget = next_budget(target, rounds)
-    problem.budget = config.budget
-    kept = choose_round(target, rounds)
-    plan, found, pool = kept.payload
+        problem.budget = config.budget
+        kept = choose_round(target, rounds)
+        plan, found, pool = kept.payload
+        measured = {_key(r.payload[0].transitions): r.measured for r in rounds}
+        if config.rungs:
+            size = max(config.rungs[0][0], len(pool))
+            pools = [r.payload[2] for r in rounds]
+            paths = (original, candidate)
+            pool = _measured_pool(target, pools, measured, paths, problem, executor, size) or pool
     info = _search_info(problem, config, plan, found)
     info["latency_rounds"] = [r.to_dict() | {"chosen": r is kept} for r in rounds]
     info["latency_budget_met"] = kept.meets(target)
+    info["latency_pool"] = [{"plan": p, "measured_ratio": measured.get(_key(p))} for p in pool]
     if not kept.meets(target):
         say(
             f"warning: no search met latency={target:g} when measured; keeping the fastest "
             f"plan found ({kept.measured:.3f} of the original)"
         )
     return plan, info, pool
+
+
+def _measured_pool(
+    target: float,
+    pools: list[list[dict[str, str]]],
+    measured: dict[str, float],
+    paths: tuple[Path, Path],
+    problem: SearchProblem,
+    executor: Executor,
+    size: int,
+) -> list[dict[str, str]]:
+    """The rungs' pool for a latency budget: of every round's pool, the plans whose measured
+    latency meets the target, those closest to it first, at most ``size`` (empty when none
+    meets it). Each round's pool holds plans within its own table budget, and the table's
+    error differs from plan to plan, so a round whose chosen model measured over the target
+    can hold plans under it that keep more of the model than a round that measured far under
+    it; the rungs then choose among them by fine-tuned quality. ``measured`` is filled in."""
+    original, candidate = paths
+    plans: list[dict[str, str]] = []
+    for pool in pools:
+        plans += [p for p in pool if p not in plans]
+    for plan in plans:
+        if _key(plan) not in measured:
+            _to_onnx(problem.build(plan, base=problem.graph), candidate)
+            pair = executor.measure_latency(original, candidate, max_seconds=1.5)
+            measured[_key(plan)] = 1.0 / pair.speedup
+    meeting = [p for p in plans if measured[_key(p)] <= target * (1 + NOISE)]
+    meeting.sort(key=lambda p: -measured[_key(p)])
+    return meeting[:size]
 
 
 def _latency_estimator(

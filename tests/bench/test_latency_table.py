@@ -259,7 +259,7 @@ def _optimize_blocks(**options):
     torch.manual_seed(0)
     graph = lift(Blocks().eval(), torch.randn(2, 8, 16, 16), dynamic_batch=True)
     x = np.random.default_rng(0).normal(size=(60, 8, 16, 16)).astype(np.float32)
-    config = OptimizeConfig(
+    defaults = dict(
         search="random",
         budget=Budget.parse("latency=0.9"),
         evaluations=4,
@@ -269,8 +269,8 @@ def _optimize_blocks(**options):
         calibration_samples=16,
         max_drop=math.inf,
         rungs=(),
-        **options,
     )
+    config = OptimizeConfig(**(defaults | options))
     return optimize(graph, (Dataset([x]), None), config)
 
 
@@ -298,3 +298,25 @@ def test_optimize_searches_again_when_the_measured_latency_misses(monkeypatch):
     (kept,) = [r for r in rounds if r["chosen"]]
     assert result.report["search"]["latency_budget_met"] == (kept["measured_ratio"] <= 0.9 * 1.03)
     assert result.report["latency"]["after_ms"] == pytest.approx(kept["measured_ratio"])
+
+
+def test_a_latency_budget_sends_the_rungs_only_plans_measured_within_it(monkeypatch):
+    def fake_measure(before, after, **_):  # "measured" = 1.3 x the parameters' ratio
+        ratio = 1.3 * graph_cost(lift_onnx(after)).params / graph_cost(lift_onnx(before)).params
+        return LatencyPair(1.0, ratio, 1.0 / ratio, "CPUExecutionProvider", 1, 5)
+
+    monkeypatch.setattr(executor_module, "measure_latency", fake_measure)
+    result = _optimize_blocks(latency_rounds=3, rungs=((3, 1),), evaluations=8)
+    search = result.report["search"]
+    pool = search["latency_pool"]
+    ratios = [row["measured_ratio"] for row in pool]
+    assert pool and all(r <= 0.9 * 1.03 for r in ratios)
+    assert ratios == sorted(ratios, reverse=True)  # the closest to the target first
+    # every round's plans compete, not only the kept round's
+    rounds = search["latency_rounds"]
+    assert len(rounds) >= 2
+    assert all(r["measured_ratio"] in ratios for r in rounds if r["measured_ratio"] <= 0.9)
+    tuned = [c["plan"] for c in search["fidelity"]["candidates"]]
+    assert tuned == [row["plan"] for row in pool]
+    assert result.plan.transitions in tuned
+    assert result.report["latency"]["after_ms"] <= 0.9 * 1.03
