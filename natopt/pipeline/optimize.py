@@ -466,7 +466,7 @@ def _probed(
     (none when nothing is fine-tuned or the probe is off)."""
     if config.lr_probe_steps <= 0 or config.finetune.steps <= 0:
         return config, []
-    tolerance = probe_tolerance(config.max_drop, len(problem.splits.val))
+    tolerance = probe_tolerance(len(problem.splits.val))
     lr, tries = probe_lr(
         problem,
         *data,

@@ -48,10 +48,9 @@ def test_a_gentle_step_size_is_kept_after_one_try(problem):
     assert tries[0].drop_points <= 2.0
 
 
-def test_the_tolerance_follows_max_drop_within_bounds():
-    assert probe_tolerance(0.5, 1000) == 0.5
-    assert probe_tolerance(float("inf"), 1000) == 2.0
-    assert probe_tolerance(0.5, 100) == 2.0  # two samples of a 100-sample split
+def test_the_tolerance_is_the_transient_and_never_under_two_samples():
+    assert probe_tolerance(1000) == 5.0
+    assert probe_tolerance(20) == 10.0  # two samples of a 20-sample split
 
 
 def test_stop_after_trains_the_opening_steps_of_the_same_schedule(toy_model):
