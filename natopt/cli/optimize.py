@@ -38,6 +38,7 @@ from natopt.pipeline.finetune import FinetuneConfig
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, parse_max_drop
 from natopt.pipeline.objective import OBJECTIVES, resolve_objective
 from natopt.pipeline.optimize import SEARCHES, OptimizeConfig, optimize
+from natopt.pipeline.schedule import DEFAULT_TIME_BUDGET
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -110,6 +111,14 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         default=OptimizeConfig().lr_probe_steps,
         help="steps the original is fine-tuned to check the step size before the search "
         f"(0: no probe, fine-tune at --lr; default {OptimizeConfig().lr_probe_steps})",
+    )
+    p.add_argument(
+        "--time-budget",
+        default=f"{DEFAULT_TIME_BUDGET:g}",
+        help="seconds the whole run may take: when the schedule (--evaluations, --rungs, "
+        "--finetune-steps and the control) is estimated to take longer on this model and "
+        "machine, all of it is scaled down by one factor; none: the schedule as given "
+        f"(default {DEFAULT_TIME_BUDGET:g})",
     )
     p.add_argument(
         "--shared-steps",
@@ -247,6 +256,7 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         from natopt.pipeline.ray_executor import require_ray
 
         require_ray()  # before any work: say which extra to install
+    time_budget = _time_budget(args.time_budget)
     dump_ir = Path(args.dump_ir) if args.dump_ir else None
     if dump_ir is not None and dump_ir.exists() and not dump_ir.is_dir():
         raise NatoptError(f"--dump-ir {args.dump_ir}: a file is there; give a folder")
@@ -273,7 +283,20 @@ def _config(args: argparse.Namespace) -> OptimizeConfig:
         ray_address=args.ray_address,
         latency_resource=args.latency_resource,
         dump_ir=dump_ir,
+        time_budget=time_budget,
     )
+
+
+def _time_budget(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise NatoptError(f"--time-budget {text}: give a positive number of seconds, or none")
+    return seconds
 
 
 def _fmt(value: Any, kind: str) -> str:

@@ -25,6 +25,7 @@ that and the mobilenet losses above (70 points at 1e-3, 17 at 1e-4).
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ class ProbeTry:
     val_quality: float
     drop_points: float
     kept: bool = False
+    seconds: float = 0.0  # the try's fine-tuning wall time
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,9 +79,12 @@ def probe_lr(
     for _ in range(tries):
         module = to_torch(problem.graph)  # a copy: the graph's weights are not touched
         trial = dataclasses.replace(config, lr=lr)
+        start = time.perf_counter()
         finetune(module, data, teacher, trial, seed=seed, stop_after=steps)
+        seconds = time.perf_counter() - start
         quality = problem.module_quality(module, "val").quality
-        records.append(ProbeTry(lr, steps, quality, 100.0 * (baseline - quality)))
+        drop = 100.0 * (baseline - quality)
+        records.append(ProbeTry(lr, steps, quality, drop, seconds=seconds))
         if records[-1].drop_points <= tolerance:
             break
         lr /= factor

@@ -78,6 +78,7 @@ from natopt.pipeline.problem import (
 )
 from natopt.pipeline.progress import ProgressBar
 from natopt.pipeline.quality import Quality, score
+from natopt.pipeline.schedule import DEFAULT_TIME_BUDGET, Costs, Schedule, fit
 from natopt.pipeline.verify_export import (
     check_onnx,
     onnx_file_bytes,
@@ -87,6 +88,7 @@ from natopt.pipeline.verify_export import (
 __all__ = ["OptimizeConfig", "Result", "optimize", "SEARCHES"]
 
 SEARCHES = ("nat", "grow", "random", "greedy", "knapsack")
+REFIT_OVERHEAD = 1.25  # an evaluation's refit and scoring over its forward passes
 
 
 @dataclass(slots=True)
@@ -130,6 +132,9 @@ class OptimizeConfig:
     # write the IR before and after each pass of the run (canonicalisation, the final
     # application of the plan) into this folder (``PassContext.dump_dir``)
     dump_ir: Path | None = None
+    # seconds the whole run may take: a schedule estimated to take longer is scaled down
+    # (natopt.pipeline.schedule); None: the schedule as given
+    time_budget: float | None = DEFAULT_TIME_BUDGET
 
 
 @dataclass(slots=True)
@@ -286,6 +291,7 @@ def _optimize(
     log: Callable[[str], None] | None,
 ) -> Result:
     """``optimize`` on an open executor: the rungs' tasks and every latency timing run on it."""
+    start = time.perf_counter()
     objective_name = resolve_objective(config.objective, config.budget)
     say = log or (lambda _msg: None)
     times: dict[str, float] = {}
@@ -340,6 +346,10 @@ def _optimize(
     teacher = graph_outputs(graph, tuning)  # the original's outputs: every fine-tune distils them
     with _phase(times, "lr_probe"):
         config, probe = _probed(problem, config, (tuning, teacher), say)
+    with _phase(times, "schedule"):
+        config, schedule_info = _scheduled(
+            problem, config, probe, (tuning, teacher), time.perf_counter() - start, say
+        )
 
     with _phase(times, "search"):
         plan, search_info, pool = _choose_plan(problem, config, objective, say, executor)
@@ -415,6 +425,7 @@ def _optimize(
             "lr": config.finetune.lr,
             "lr_probe": [t.to_dict() for t in probe],
         },
+        "schedule": schedule_info,
         "reconstruction_errors": _errors(chosen),
         "times": times,
         # the passes of the run in order, and seconds per pass
@@ -483,6 +494,99 @@ def _probed(
         )
     finetune_config = dataclasses.replace(config.finetune, lr=lr)
     return dataclasses.replace(config, finetune=finetune_config), tries
+
+
+def _scheduled(
+    problem: SearchProblem,
+    config: OptimizeConfig,
+    probe: list[ProbeTry],
+    data: tuple[Dataset, torch.Tensor],
+    elapsed: float,
+    say: Callable[[str], None],
+) -> tuple[OptimizeConfig, dict[str, Any]]:
+    """``config`` with its schedule fitted into what is left of ``time_budget``
+    (``natopt.pipeline.schedule``), and the report's record of it."""
+    rounds = config.latency_rounds if _calibrates_latency(config) else 1
+    asked = Schedule(
+        evaluations=config.evaluations,
+        rungs=config.rungs,
+        steps=config.finetune.steps,
+    )
+    if config.time_budget is None or config.plan is not None:
+        return config, {"time_budget_s": config.time_budget, "scaled": 1.0}
+    costs, reserve = _costs(problem, config, probe, data)
+    # each latency round searches again with the same evaluations
+    per_round = Costs(costs.evaluation * rounds, costs.step)
+    left = config.time_budget - elapsed - reserve
+    fitted, factor = fit(asked, per_round, left)
+    info = {
+        "time_budget_s": config.time_budget,
+        "seconds_left": left,
+        "evaluation_s": costs.evaluation,
+        "step_s": costs.step,
+        "asked": asked.to_dict(),
+        "planned": fitted.to_dict(),
+        "estimated_s": fitted.seconds(per_round),
+        "scaled": factor,
+    }
+    if factor == 1.0:
+        return config, info
+    rungs = ", ".join(f"{n}x{k}" for n, k in fitted.rungs) or "none"
+    say(
+        f"time budget {config.time_budget:g} s: one evaluation costs about "
+        f"{costs.evaluation:.1f} s and one training step {costs.step:.2f} s, so the schedule "
+        f"is scaled by {factor:.2f}: {fitted.evaluations} evaluations, rungs {rungs}, "
+        f"{fitted.steps} fine-tuning steps"
+    )
+    if fitted.seconds(per_round) > max(left, 0.0) * 1.05:
+        say(
+            f"warning: even the smallest schedule is estimated at "
+            f"{fitted.seconds(per_round):.0f} s, more than the {max(left, 0.0):.0f} s left; "
+            f"the run will take longer than --time-budget"
+        )
+    finetune_config = dataclasses.replace(config.finetune, steps=fitted.steps)
+    fitted_config = dataclasses.replace(
+        config,
+        evaluations=fitted.evaluations,
+        candidates=min(config.candidates, fitted.evaluations),
+        rungs=fitted.rungs,
+        finetune=finetune_config,
+    )
+    return fitted_config, info
+
+
+def _costs(
+    problem: SearchProblem,
+    config: OptimizeConfig,
+    probe: list[ProbeTry],
+    data: tuple[Dataset, torch.Tensor],
+) -> tuple[Costs, float]:
+    """Estimated seconds of one plan evaluation and one training step on this model and
+    machine, and the seconds the export and its checks need. An evaluation runs the graph
+    on the calibration and search samples (timed here on a few of them); a step is timed
+    by the probe, or here on a copy of the original when the probe did not run."""
+    sample = problem.splits.search.subset(np.arange(min(32, len(problem.splits.search))))
+    clock = time.perf_counter()
+    graph_outputs(problem.graph, sample)
+    per_sample = (time.perf_counter() - clock) / max(len(sample), 1)
+    samples = len(problem.splits.search) + min(
+        config.calibration_samples, len(problem.splits.finetune)
+    )
+    evaluation = REFIT_OVERHEAD * per_sample * samples
+    timed = [t for t in probe if t.steps > 0 and t.seconds > 0]
+    if timed:
+        step = sum(t.seconds for t in timed) / sum(t.steps for t in timed)
+    elif config.finetune.steps > 0:
+        module = to_torch(problem.graph)
+        steps = 3
+        clock = time.perf_counter()
+        finetune(module, *data, config.finetune, seed=config.seed, stop_after=steps)
+        step = (time.perf_counter() - clock) / steps
+    else:
+        step = 0.0
+    # the export: three ONNX files run on the test split, and the latency timing
+    reserve = 3 * per_sample * len(problem.splits.test) + (10.0 if config.measure_latency else 0.0)
+    return Costs(evaluation, step), reserve
 
 
 def _select_by_finetuning(

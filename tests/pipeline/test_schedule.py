@@ -1,0 +1,101 @@
+"""The time budget: a schedule estimated to take longer than the seconds left is scaled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from natopt.frontends import lift
+from natopt.pipeline.data import Dataset
+from natopt.pipeline.finetune import FinetuneConfig
+from natopt.pipeline.optimize import OptimizeConfig, optimize
+from natopt.pipeline.schedule import (
+    MIN_EVALUATIONS,
+    MIN_RUNG_STEPS,
+    MIN_STEPS,
+    Costs,
+    Schedule,
+    fit,
+)
+
+ASKED = Schedule(evaluations=48, rungs=((4, 50), (2, 150)), steps=600)
+
+
+def test_a_schedule_that_fits_is_kept_as_it_is():
+    costs = Costs(evaluation=0.2, step=0.05)  # 9.6 s + 0.05 * (500 + 1200) = 94.6 s
+    assert ASKED.seconds(costs) == pytest.approx(94.6)
+    assert fit(ASKED, costs, 100.0) == (ASKED, 1.0)
+
+
+def test_a_schedule_that_does_not_fit_is_scaled_by_one_factor():
+    costs = Costs(evaluation=1.0, step=0.1)  # 48 + 170 = 218 s
+    fitted, factor = fit(ASKED, costs, 109.0)
+    assert factor == pytest.approx(0.5)
+    assert fitted == Schedule(evaluations=24, rungs=((4, 25), (2, 75)), steps=300)
+    assert fitted.seconds(costs) == pytest.approx(109.0)
+
+
+def test_the_floors_hold_and_the_counts_never_rise():
+    costs = Costs(evaluation=7.4, step=4.7)  # a 224x224 ImageNet network on 2 cores
+    fitted, factor = fit(ASKED, costs, 60.0)
+    assert factor < 0.01
+    assert fitted.evaluations == MIN_EVALUATIONS
+    assert [steps for _, steps in fitted.rungs] == [MIN_RUNG_STEPS, MIN_RUNG_STEPS]
+    assert [plans for plans, _ in fitted.rungs] == [4, 2]  # plans per rung stay
+    assert fitted.steps == MIN_STEPS
+    small = Schedule(evaluations=4, rungs=((2, 3),), steps=10)
+    assert fit(small, costs, 1.0)[0] == small  # below the floors already: left alone
+    wide = Schedule(evaluations=48, rungs=((12, 50),), steps=600)
+    assert fit(wide, costs, 1.0)[0].evaluations == 12  # the first rung's plans need scoring
+
+
+def _run(time_budget):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 8 * 8, 4),
+    )
+    graph = lift(model, torch.randn(2, 1, 8, 8), dynamic_batch=True)
+    x = np.random.default_rng(0).normal(size=(120, 1, 8, 8)).astype(np.float32)
+    config = OptimizeConfig(
+        space="nat++",
+        search="random",
+        evaluations=40,
+        candidates=2,
+        finetune=FinetuneConfig(steps=400),
+        lr_probe_steps=5,
+        measure_latency=False,
+        progress=False,
+        calibration_samples=32,
+        rungs=((2, 100),),
+        max_drop=float("inf"),
+        time_budget=time_budget,
+    )
+    said: list[str] = []
+    return optimize(graph, (Dataset([x]), None), config, log=said.append), said
+
+
+def test_optimize_scales_its_schedule_into_a_small_time_budget():
+    result, said = _run(time_budget=0.5)
+    schedule = result.report["schedule"]
+    assert schedule["scaled"] < 1.0
+    planned = schedule["planned"]
+    assert planned["evaluations"] < 40 and planned["steps"] < 400
+    assert planned["rungs"][0][1] < 100
+    assert schedule["evaluation_s"] > 0 and schedule["step_s"] > 0
+    # the run follows the plan: the final fine-tune's steps and the search's evaluations
+    assert result.report["finetune"]["steps"] == planned["steps"]
+    assert result.report["search"]["evaluations"] <= planned["evaluations"]
+    assert any("the schedule is scaled by" in line for line in said)
+
+
+def test_without_a_time_budget_the_schedule_is_as_given():
+    result, said = _run(time_budget=None)
+    assert result.report["schedule"]["scaled"] == 1.0
+    assert result.report["finetune"]["steps"] == 400
+    assert not any("scaled" in line for line in said)
