@@ -361,8 +361,17 @@ def _optimize(
             )
 
     with _phase(times, "finetune"):
+        deadline = None if config.time_budget is None else start + config.time_budget
         plan, chosen, module, losses = _final_model(
-            problem, config, objective, finalists, (tuning, teacher), search_info, say, passes
+            problem,
+            config,
+            objective,
+            finalists,
+            (tuning, teacher),
+            search_info,
+            say,
+            passes,
+            deadline,
         )
     with _phase(times, "control"):
         control = graph.copy()
@@ -670,11 +679,13 @@ def _final_model(
     info: dict[str, Any],
     say: Callable[[str], None],
     passes: PassContext,
+    deadline: float | None = None,
 ) -> tuple[Plan, Graph, torch.nn.Module, list[float]]:
     """The chosen plan fine-tuned in full: the first finalist, or, for the fastest
     objective, the first whose fine-tuned validation quality stays within the tolerance
-    (the next finalist is tried when one does not; if none does, the best of them). Each
-    finalist is applied to the canonical graph as a pass of the run (``passes``)."""
+    (the next finalist is tried when one does not, unless the run is past ``deadline``, a
+    ``time.perf_counter`` time; if none does, the best of them). Each finalist is applied to
+    the canonical graph as a pass of the run (``passes``)."""
     tries = finalists if objective.name == "fastest" else finalists[:1]
     tried = []
     for number, plan in enumerate(tries):
@@ -684,6 +695,13 @@ def _final_model(
         quality = problem.module_quality(module, "val").quality
         tried.append((plan, graph, module, losses, quality))
         if objective.within(quality) or number == len(tries) - 1:
+            break
+        if deadline is not None and time.perf_counter() > deadline:
+            say(
+                f"the fastest finalist drops {100 * (objective.baseline - quality):.2f} points "
+                f"on validation after fine-tuning (max {config.max_drop:g}); the time budget "
+                f"is spent, so no other finalist is tried"
+            )
             break
         say(
             f"the fastest finalist drops {100 * (objective.baseline - quality):.2f} points on "

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from natopt.errors import QualityError
 from natopt.frontends import lift
 from natopt.pipeline.data import Dataset
 from natopt.pipeline.finetune import FinetuneConfig
@@ -50,7 +51,7 @@ def test_the_floors_hold_and_the_counts_never_rise():
     assert fit(wide, costs, 1.0)[0].evaluations == 12  # the first rung's plans need scoring
 
 
-def _run(time_budget):
+def _run(time_budget, max_drop=float("inf"), said=None, steps=160):
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(1, 8, 3, padding=1),
@@ -67,16 +68,16 @@ def _run(time_budget):
         search="random",
         evaluations=40,
         candidates=2,
-        finetune=FinetuneConfig(steps=400),
+        finetune=FinetuneConfig(steps=steps),
         lr_probe_steps=5,
         measure_latency=False,
         progress=False,
         calibration_samples=32,
-        rungs=((2, 100),),
-        max_drop=float("inf"),
+        rungs=((2, steps // 4),),
+        max_drop=max_drop,
         time_budget=time_budget,
     )
-    said: list[str] = []
+    said = [] if said is None else said
     return optimize(graph, (Dataset([x]), None), config, log=said.append), said
 
 
@@ -85,8 +86,8 @@ def test_optimize_scales_its_schedule_into_a_small_time_budget():
     schedule = result.report["schedule"]
     assert schedule["scaled"] < 1.0
     planned = schedule["planned"]
-    assert planned["evaluations"] < 40 and planned["steps"] < 400
-    assert planned["rungs"][0][1] < 100
+    assert planned["evaluations"] < 40 and planned["steps"] < 160
+    assert planned["rungs"][0][1] < 40
     assert schedule["evaluation_s"] > 0 and schedule["step_s"] > 0
     # the run follows the plan: the final fine-tune's steps and the search's evaluations
     assert result.report["finetune"]["steps"] == planned["steps"]
@@ -97,5 +98,20 @@ def test_optimize_scales_its_schedule_into_a_small_time_budget():
 def test_without_a_time_budget_the_schedule_is_as_given():
     result, said = _run(time_budget=None)
     assert result.report["schedule"]["scaled"] == 1.0
-    assert result.report["finetune"]["steps"] == 400
+    assert result.report["finetune"]["steps"] == 160
     assert not any("scaled" in line for line in said)
+
+
+def test_past_the_time_budget_no_other_finalist_is_fine_tuned():
+    # max_drop 0 on a random-weight model: no finalist stays within, so without a time
+    # budget every finalist is fine-tuned in turn; past the budget only the first is
+    def tries(time_budget):
+        with pytest.raises(QualityError) as refused:  # the guard refuses it too
+            _run(time_budget, max_drop=0.0, said=(said := []), steps=40)
+        return refused.value.result.report["search"]["final_tries"], said
+
+    unlimited, _ = tries(None)
+    assert len(unlimited) >= 2 and not any(t["within"] for t in unlimited)
+    spent, said = tries(0.5)
+    assert len(spent) == 1
+    assert any("the time budget is spent" in line for line in said)
