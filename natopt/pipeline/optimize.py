@@ -516,13 +516,14 @@ def _scheduled(
     """``config`` with its schedule fitted into what is left of ``time_budget``
     (``natopt.pipeline.schedule``), and the report's record of it."""
     rounds = config.latency_rounds if _calibrates_latency(config) else 1
+    searching = config.plan is None  # a given plan is only fine-tuned
     asked = Schedule(
-        evaluations=config.evaluations,
-        rungs=config.rungs,
+        evaluations=config.evaluations if searching else 0,
+        rungs=config.rungs if searching else (),
         steps=config.finetune.steps,
     )
-    if config.time_budget is None or config.plan is not None:
-        return config, {"time_budget_s": config.time_budget, "scaled": 1.0}
+    if config.time_budget is None:
+        return config, {"time_budget_s": None, "scaled": 1.0}
     costs, reserve = _costs(problem, config, probe, data)
     # each latency round searches again with the same evaluations
     per_round = Costs(costs.evaluation * rounds, costs.step)
@@ -554,6 +555,8 @@ def _scheduled(
             f"the run will take longer than --time-budget"
         )
     finetune_config = dataclasses.replace(config.finetune, steps=fitted.steps)
+    if not searching:
+        return dataclasses.replace(config, finetune=finetune_config), info
     fitted_config = dataclasses.replace(
         config,
         evaluations=fitted.evaluations,

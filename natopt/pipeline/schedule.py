@@ -43,7 +43,7 @@ class Costs:
 class Schedule:
     """The counts of a run that cost time."""
 
-    evaluations: int  # plan evaluations of the search (validations included)
+    evaluations: int  # plan evaluations of one search (0: a given plan, no search)
     rungs: tuple[tuple[int, int], ...]  # (plans, steps) per rung
     steps: int  # the chosen model's fine-tune; the control takes as many
 
