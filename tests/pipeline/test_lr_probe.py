@@ -89,3 +89,31 @@ def test_optimize_reports_the_probe_and_fine_tunes_at_the_kept_step_size(toy_mod
     assert any("fine-tuning at lr 3" in line for line in said)
     off = optimize(graph, (Dataset([x]), None), dataclasses.replace(config, lr_probe_steps=0))
     assert off.report["finetune"]["lr"] == 3.0 and off.report["finetune"]["lr_probe"] == []
+
+
+def test_a_fine_tune_that_lowers_validation_quality_is_not_kept(toy_model):
+    # the probe off and Adam at 3.0: fine-tuning wrecks the model, so both the optimised
+    # model (a plan of one skip) and the control keep their weights from before it
+    graph = lift(toy_model, torch.randn(2, 1, 8, 8), dynamic_batch=True)
+    x = np.random.default_rng(5).normal(size=(120, 1, 8, 8)).astype(np.float32)
+    config = OptimizeConfig(
+        space="nat",
+        search="random",
+        evaluations=4,
+        candidates=2,
+        finetune=FinetuneConfig(steps=30, lr=3.0),
+        lr_probe_steps=0,
+        measure_latency=False,
+        progress=False,
+        calibration_samples=32,
+        rungs=(),
+        max_drop=float("inf"),
+        time_budget=None,
+    )
+    result = optimize(graph, (Dataset([x]), None), config)
+    (final,) = result.report["search"]["final_tries"]
+    assert final["refit_val_quality"] > 0.5  # the refit alone is a working model
+    assert not final["fine_tuned"] and final["val_quality"] == final["refit_val_quality"]
+    assert result.report["finetune"]["kept"] is False
+    assert result.report["finetune"]["control_kept"] is False
+    assert result.report["control"]["quality"] == pytest.approx(1.0)  # the original, untouched
