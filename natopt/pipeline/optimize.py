@@ -314,6 +314,11 @@ def _optimize(
         mask = compute_mask(graph, vocabulary, width=_width_options(vocabulary, config))
         # the final fine-tuning sees every sample but the validation and test ones
         tuning = concat(splits.search, splits.finetune)
+        asked_batch = config.finetune.batch_size
+        batch = tuning.training_batch(asked_batch)
+        config = dataclasses.replace(
+            config, finetune=dataclasses.replace(config.finetune, batch_size=batch)
+        )
         _check_schedule(config)
         size = min(config.eval_samples, len(splits.search))
         splits = dataclasses.replace(splits, search=splits.search.subset(np.arange(size)))
@@ -342,6 +347,8 @@ def _optimize(
         f"{len(mask.units)} units, {int(mask.valid.sum())} valid transitions "
         f"over a vocabulary of {len(vocabulary)}; objective: {_describe(objective, config)}"
     )
+    if batch != asked_batch:
+        say(f"large inputs: fine-tuning in batches of {batch}, not {asked_batch}")
 
     teacher = graph_outputs(graph, tuning)  # the original's outputs: every fine-tune distils them
     with _phase(times, "lr_probe"):
@@ -433,6 +440,7 @@ def _optimize(
             "steps": len(losses),
             "final_loss": losses[-1] if losses else None,
             "lr": config.finetune.lr,
+            "batch_size": config.finetune.batch_size,
             "lr_probe": [t.to_dict() for t in probe],
             # whether fine-tuning was kept (it is not where it lowered validation quality)
             "kept": search_info["fine_tuned"],

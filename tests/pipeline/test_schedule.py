@@ -115,3 +115,13 @@ def test_past_the_time_budget_no_other_finalist_is_fine_tuned():
     spent, said = tries(0.5)
     assert len(spent) == 1
     assert any("the time budget is spent" in line for line in said)
+
+
+def test_large_inputs_fine_tune_in_smaller_batches():
+    from natopt.pipeline.data import TRAINING_ELEMENTS
+
+    mnist = Dataset([np.zeros((4, 1, 28, 28), np.float32)])
+    imagenet = Dataset([np.zeros((4, 3, 224, 224), np.float32)])
+    assert mnist.training_batch(64) == 64
+    assert imagenet.training_batch(64) == TRAINING_ELEMENTS // (3 * 224 * 224) == 16
+    assert imagenet.training_batch(8) == 8  # never more than asked
