@@ -10,6 +10,7 @@ import torch
 
 from natopt.backends import to_torch
 from natopt.frontends import lift
+from natopt.passes.transitions import Plan
 from natopt.pipeline.data import Dataset
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.lr_probe import probe_lr, probe_tolerance
@@ -117,3 +118,23 @@ def test_a_fine_tune_that_lowers_validation_quality_is_not_kept(toy_model):
     assert result.report["finetune"]["kept"] is False
     assert result.report["finetune"]["control_kept"] is False
     assert result.report["control"]["quality"] == pytest.approx(1.0)  # the original, untouched
+
+
+def test_a_plan_that_keeps_every_unit_returns_the_model_unchanged(toy_model):
+    graph = lift(toy_model, torch.randn(2, 1, 8, 8), dynamic_batch=True)
+    x = np.random.default_rng(6).normal(size=(120, 1, 8, 8)).astype(np.float32)
+    config = OptimizeConfig(
+        space="nat",
+        plan=Plan({}),
+        finetune=FinetuneConfig(steps=30),
+        measure_latency=False,
+        progress=False,
+        calibration_samples=32,
+        max_drop=0.0,
+    )
+    said = []
+    result = optimize(graph, (Dataset([x]), None), config, log=said.append)
+    assert result.report["finetune"]["steps"] == 0 and not result.report["finetune"]["kept"]
+    assert result.report["after"]["quality"] == pytest.approx(1.0)  # the original's outputs
+    assert result.report["quality_guard"]["accepted"]
+    assert any("returned unchanged" in line for line in said)

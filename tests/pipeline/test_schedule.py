@@ -89,10 +89,15 @@ def test_optimize_scales_its_schedule_into_a_small_time_budget():
     assert planned["evaluations"] < 40 and planned["steps"] < 160
     assert planned["rungs"][0][1] < 40
     assert schedule["evaluation_s"] > 0 and schedule["step_s"] > 0
-    # the run follows the plan: the final fine-tune's steps and the search's evaluations
-    assert result.report["finetune"]["steps"] == planned["steps"]
     assert result.report["search"]["evaluations"] <= planned["evaluations"]
     assert any("the schedule is scaled by" in line for line in said)
+    # what is left is fitted again after the search, at the pace measured so far, and
+    # after the rungs; the final fine-tune runs the last plan's steps
+    after_search, after_rungs = schedule["replans"]
+    assert after_search["after"] == "search" and after_rungs["after"] == "rungs"
+    assert after_search["step_s"] > 0 and after_rungs["step_s"] > 0
+    assert after_rungs["planned"]["steps"] <= after_search["planned"]["steps"] <= planned["steps"]
+    assert result.report["finetune"]["steps"] == after_rungs["planned"]["steps"]
 
 
 def test_without_a_time_budget_the_schedule_is_as_given():
@@ -112,7 +117,7 @@ def test_past_the_time_budget_no_other_finalist_is_fine_tuned():
 
     unlimited, _ = tries(None)
     assert len(unlimited) >= 2 and not any(t["within"] for t in unlimited)
-    spent, said = tries(0.5)
+    spent, said = tries(1e-3)  # spent before the first finalist is fine-tuned
     assert len(spent) == 1
     assert any("the time budget is spent" in line for line in said)
 
