@@ -122,7 +122,10 @@ class SearchProblem:
         if self.score_steps <= 0:
             return self.score_outputs(graph_outputs(graph, self._data(split)), split)
         module = to_torch(graph.copy())
-        config = FinetuneConfig(steps=self.score_steps)
+        search = self.splits.search
+        config = FinetuneConfig(
+            steps=self.score_steps, batch_size=search.training_batch(FinetuneConfig().batch_size)
+        )
         # every plan sees the same batches: its score differs from another's by the plan only
         finetune(module, self.splits.search, self.reference["search"], config, seed=self.seed)
         return self.module_quality(module, split)
