@@ -194,8 +194,8 @@ def main() -> int:
         clock = time.perf_counter()
         graph = problem.build(plan, base=problem.graph)
         module = to_torch(graph)
-        final = dataclasses.replace(tuning_config, steps=final_steps)
-        finetune(module, tuning, teacher, final, seed=args.seed)
+        final_config = dataclasses.replace(tuning_config, steps=final_steps)
+        finetune(module, tuning, teacher, final_config, seed=args.seed)
         row["final"] = problem.module_quality(module, "test").quality
         seconds["final"] = time.perf_counter() - clock
         rows.append(row)

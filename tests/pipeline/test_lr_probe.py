@@ -66,22 +66,28 @@ def test_stop_after_trains_the_opening_steps_of_the_same_schedule(toy_model):
     assert len(losses) == 40 and opening == pytest.approx(losses[:7])
 
 
-def test_optimize_reports_the_probe_and_fine_tunes_at_the_kept_step_size(toy_model):
+def _toy_run(toy_model, seed: int, **options):
+    """The toy model lifted, 120 random samples, and a small random search's config (Adam at
+    3.0, 30 fine-tuning steps, no rungs, no latency, the guard off) with ``options``."""
     graph = lift(toy_model, torch.randn(2, 1, 8, 8), dynamic_batch=True)
-    x = np.random.default_rng(4).normal(size=(120, 1, 8, 8)).astype(np.float32)
-    config = OptimizeConfig(
+    x = np.random.default_rng(seed).normal(size=(120, 1, 8, 8)).astype(np.float32)
+    defaults = dict(
         space="nat",
         search="random",
         evaluations=4,
         candidates=2,
         finetune=FinetuneConfig(steps=30, lr=3.0),
-        lr_probe_steps=10,
         measure_latency=False,
         progress=False,
         calibration_samples=32,
         rungs=(),
         max_drop=float("inf"),
     )
+    return graph, x, OptimizeConfig(**(defaults | options))
+
+
+def test_optimize_reports_the_probe_and_fine_tunes_at_the_kept_step_size(toy_model):
+    graph, x, config = _toy_run(toy_model, 4, lr_probe_steps=10)
     said = []
     result = optimize(graph, (Dataset([x]), None), config, log=said.append)
     block = result.report["finetune"]
@@ -95,22 +101,7 @@ def test_optimize_reports_the_probe_and_fine_tunes_at_the_kept_step_size(toy_mod
 def test_a_fine_tune_that_lowers_validation_quality_is_not_kept(toy_model):
     # the probe off and Adam at 3.0: fine-tuning wrecks the model, so both the optimised
     # model (a plan of one skip) and the control keep their weights from before it
-    graph = lift(toy_model, torch.randn(2, 1, 8, 8), dynamic_batch=True)
-    x = np.random.default_rng(5).normal(size=(120, 1, 8, 8)).astype(np.float32)
-    config = OptimizeConfig(
-        space="nat",
-        search="random",
-        evaluations=4,
-        candidates=2,
-        finetune=FinetuneConfig(steps=30, lr=3.0),
-        lr_probe_steps=0,
-        measure_latency=False,
-        progress=False,
-        calibration_samples=32,
-        rungs=(),
-        max_drop=float("inf"),
-        time_budget=None,
-    )
+    graph, x, config = _toy_run(toy_model, 5, lr_probe_steps=0, time_budget=None)
     result = optimize(graph, (Dataset([x]), None), config)
     (final,) = result.report["search"]["final_tries"]
     assert final["refit_val_quality"] > 0.5  # the refit alone is a working model
@@ -121,16 +112,8 @@ def test_a_fine_tune_that_lowers_validation_quality_is_not_kept(toy_model):
 
 
 def test_a_plan_that_keeps_every_unit_returns_the_model_unchanged(toy_model):
-    graph = lift(toy_model, torch.randn(2, 1, 8, 8), dynamic_batch=True)
-    x = np.random.default_rng(6).normal(size=(120, 1, 8, 8)).astype(np.float32)
-    config = OptimizeConfig(
-        space="nat",
-        plan=Plan({}),
-        finetune=FinetuneConfig(steps=30),
-        measure_latency=False,
-        progress=False,
-        calibration_samples=32,
-        max_drop=0.0,
+    graph, x, config = _toy_run(
+        toy_model, 6, plan=Plan({}), finetune=FinetuneConfig(steps=30), max_drop=0.0
     )
     said = []
     result = optimize(graph, (Dataset([x]), None), config, log=said.append)
