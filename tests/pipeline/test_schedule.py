@@ -130,3 +130,13 @@ def test_large_inputs_fine_tune_in_smaller_batches():
     assert mnist.training_batch(64) == 64
     assert imagenet.training_batch(64) == TRAINING_ELEMENTS // (3 * 224 * 224) == 16
     assert imagenet.training_batch(8) == 8  # never more than asked
+
+
+def test_the_cli_reads_a_time_budget_in_seconds_or_none():
+    from natopt.cli.optimize import _time_budget
+    from natopt.errors import NatoptError
+
+    assert _time_budget("120") == 120.0 and _time_budget("None") is None
+    for bad in ("0", "-5", "inf", "soon"):
+        with pytest.raises(NatoptError, match="--time-budget"):
+            _time_budget(bad)
