@@ -353,6 +353,7 @@ def _optimize(
     teacher = graph_outputs(graph, tuning)  # the original's outputs: every fine-tune distils them
     with _phase(times, "lr_probe"):
         config, probe = _probed(problem, config, (tuning, teacher), say)
+        problem.score_lr = config.finetune.lr  # --score-steps trains at the kept step size
     with _phase(times, "schedule"):
         config, schedule_info = _scheduled(
             problem, config, probe, (tuning, teacher), time.perf_counter() - start, say

@@ -70,6 +70,7 @@ class SearchProblem:
     # fidelity of a plan's score: fine-tuning steps (on the search split, distilling the
     # original) before it is scored; 0: the refit weights as they are
     score_steps: int = 0
+    score_lr: float = 1e-3  # their step size (optimize sets the step-size probe's)
     latency: Callable[[Graph], float] | None = None  # ms estimator (latency budget)
     shared: Graph = field(init=False)
     original_cost: Cost = field(init=False)
@@ -124,7 +125,9 @@ class SearchProblem:
         module = to_torch(graph.copy())
         search = self.splits.search
         config = FinetuneConfig(
-            steps=self.score_steps, batch_size=search.training_batch(FinetuneConfig().batch_size)
+            steps=self.score_steps,
+            batch_size=search.training_batch(FinetuneConfig().batch_size),
+            lr=self.score_lr,
         )
         # every plan sees the same batches: its score differs from another's by the plan only
         finetune(module, self.splits.search, self.reference["search"], config, seed=self.seed)

@@ -121,3 +121,13 @@ def test_a_plan_that_keeps_every_unit_returns_the_model_unchanged(toy_model):
     assert result.report["after"]["quality"] == pytest.approx(1.0)  # the original's outputs
     assert result.report["quality_guard"]["accepted"]
     assert any("returned unchanged" in line for line in said)
+
+
+def test_score_steps_train_at_the_problems_step_size(problem):
+    plan = {"a:branch": "null"}
+    refit = problem.evaluate(plan).quality
+    problem.score_steps = 10
+    problem.score_lr = 1e-12  # no step at all, in effect: the refit's score
+    assert problem.evaluate(plan).quality == pytest.approx(refit)
+    problem.score_lr = 3.0  # Adam at 3.0 wrecks it
+    assert problem.evaluate(plan).quality < refit
