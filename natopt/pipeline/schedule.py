@@ -1,7 +1,7 @@
 """Fitting a run's schedule into its time budget.
 
 The default schedule (48 plan evaluations, rungs of 4x50 and 2x150 fine-tuning steps, 600
-steps for the chosen model and 600 for the control) takes about a minute and a half on the
+steps for the chosen model and 600 for the control) takes about 75 seconds on the
 MNIST example on 2 CPU cores, and would take hours on a 224x224 ImageNet network: one
 training step of torchvision's mobilenet_v2 at batch 64 took 4.7 s there, one plan
 evaluation 7.4 s. So after the step-size probe ``optimize`` estimates what one evaluation
