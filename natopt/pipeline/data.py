@@ -53,16 +53,18 @@ class Dataset:
         """A batch size for inference: 256 samples, or fewer when samples are large (at most
         ``INFERENCE_ELEMENTS`` input elements a batch: on 2 CPU cores mobilenet_v2 ran 128
         images at 224x224 30% faster in batches of 32 than in one batch of 128)."""
-        per_sample = sum(int(np.prod(a.shape[1:])) for a in self.inputs) or 1
-        return max(1, min(256, INFERENCE_ELEMENTS // per_sample))
+        return max(1, min(256, INFERENCE_ELEMENTS // self._elements()))
 
     def training_batch(self, asked: int) -> int:
         """The fine-tuning batch: ``asked``, or fewer when samples are large (at most
         ``TRAINING_ELEMENTS`` input elements a batch: on 2 CPU cores one training step of
         mobilenet_v2 at 224x224 took 0.65 s at batch 16 and 4.7-6.5 s at batch 64, 2-2.5x
         the time per sample)."""
-        per_sample = sum(int(np.prod(a.shape[1:])) for a in self.inputs) or 1
-        return max(1, min(asked, TRAINING_ELEMENTS // per_sample))
+        return max(1, min(asked, TRAINING_ELEMENTS // self._elements()))
+
+    def _elements(self) -> int:
+        """Input elements per sample, over every input (at least 1)."""
+        return sum(int(np.prod(a.shape[1:])) for a in self.inputs) or 1
 
     def tensors(self) -> list[torch.Tensor]:
         return [torch.from_numpy(a) for a in self.inputs]

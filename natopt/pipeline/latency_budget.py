@@ -18,10 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LatencyRound", "next_budget", "choose_round", "NOISE", "CLOSE"]
+__all__ = ["LatencyRound", "meets", "next_budget", "choose_round", "NOISE", "CLOSE"]
 
 NOISE = 0.03  # a measured ratio this far over the target still meets it (timing noise)
 CLOSE = 0.93  # a ratio at least this share of the target is close enough: stop searching
+
+
+def meets(measured: float, target: float) -> bool:
+    """Whether a measured latency ratio meets ``target``, timing noise allowed."""
+    return measured <= target * (1 + NOISE)
 
 
 @dataclass(slots=True)
@@ -34,7 +39,7 @@ class LatencyRound:
     payload: Any = None  # the caller's (plan and search result)
 
     def meets(self, target: float) -> bool:
-        return self.measured <= target * (1 + NOISE)
+        return meets(self.measured, target)
 
     def to_dict(self) -> dict[str, float]:
         return {"budget": self.budget, "measured_ratio": self.measured, "quality": self.quality}

@@ -59,7 +59,7 @@ from natopt.pipeline.executor import Executor, executor_for
 from natopt.pipeline.fidelity import DEFAULT_RUNGS, critical_path, successive_halving
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
-from natopt.pipeline.latency_budget import NOISE, LatencyRound, choose_round, next_budget
+from natopt.pipeline.latency_budget import LatencyRound, choose_round, meets, next_budget
 from natopt.pipeline.latency_probes import unit_variants
 from natopt.pipeline.lr_probe import ProbeTry, probe_lr, probe_tolerance
 from natopt.pipeline.objective import (
@@ -718,15 +718,25 @@ def _measured_ratios(
 ) -> dict[str, float]:
     """Each plan's onnxruntime latency as a fraction of the original's (interleaved), timed
     where ``executor`` times latency."""
-    ratios = {}
     with tempfile.TemporaryDirectory(prefix="natopt-finalists-") as tmp:
-        original, candidate = Path(tmp) / "original.onnx", Path(tmp) / "candidate.onnx"
-        _to_onnx(problem.graph, original)
-        for plan in plans:
-            _to_onnx(problem.build(plan, base=problem.graph), candidate)
-            pair = executor.measure_latency(original, candidate, max_seconds=2.0)
-            ratios[_key(plan)] = 1.0 / pair.speedup
-    return ratios
+        paths = (Path(tmp) / "original.onnx", Path(tmp) / "candidate.onnx")
+        _to_onnx(problem.graph, paths[0])
+        return {_key(p): _measured_ratio(problem, p, paths, executor, 2.0) for p in plans}
+
+
+def _measured_ratio(
+    problem: SearchProblem,
+    plan: dict[str, str],
+    paths: tuple[Path, Path],
+    executor: Executor,
+    max_seconds: float,
+) -> float:
+    """``plan``'s model's measured latency over the original's: the plan is exported to
+    ``paths[1]`` and timed against ``paths[0]`` (the original's ONNX, already written)."""
+    original, candidate = paths
+    _to_onnx(problem.build(plan, base=problem.graph), candidate)
+    pair = executor.measure_latency(original, candidate, max_seconds=max_seconds)
+    return 1.0 / pair.speedup
 
 
 def _key(plan: dict[str, str]) -> str:
@@ -765,17 +775,14 @@ def _final_model(
         tried.append((plan, graph, module, losses, quality, record))
         if objective.within(quality) or number == len(tries) - 1:
             break
-        if deadline is not None and time.perf_counter() > deadline:
-            say(
-                f"the fastest finalist drops {100 * (objective.baseline - quality):.2f} points "
-                f"on validation after fine-tuning (max {config.max_drop:g}); the time budget "
-                f"is spent, so no other finalist is tried"
-            )
-            break
-        say(
+        drop = (
             f"the fastest finalist drops {100 * (objective.baseline - quality):.2f} points on "
-            f"validation after fine-tuning (max {config.max_drop:g}); trying the next"
+            f"validation after fine-tuning (max {config.max_drop:g})"
         )
+        if deadline is not None and time.perf_counter() > deadline:
+            say(f"{drop}; the time budget is spent, so no other finalist is tried")
+            break
+        say(f"{drop}; trying the next")
     info["final_tries"] = [
         {"plan": t[0].transitions, **t[5], "within": objective.within(t[4])} for t in tried
     ]
@@ -791,9 +798,14 @@ def _unchanged(
     problem: SearchProblem, graph: Graph
 ) -> tuple[Graph, torch.nn.Module, list[float], dict[str, Any]]:
     """``graph`` as it is, with ``_fine_tuned_unless_worse``'s record."""
-    quality = problem.score_outputs(graph_outputs(graph, problem.splits.val), "val").quality
+    quality = _val_quality(problem, graph)
     record = {"val_quality": quality, "refit_val_quality": quality, "fine_tuned": False}
     return graph, to_torch(graph), [], record
+
+
+def _val_quality(problem: SearchProblem, graph: Graph) -> float:
+    """``graph``'s validation quality with its weights as they are (no scoring steps)."""
+    return problem.score_outputs(graph_outputs(graph, problem.splits.val), "val").quality
 
 
 def _fine_tuned_unless_worse(
@@ -809,7 +821,7 @@ def _fine_tuned_unless_worse(
     graph, its module, the losses, and the record: both validation qualities and which was
     kept. The control follows the same rule, so the comparison with it stays fair."""
     before = graph.copy()
-    refit = problem.score_outputs(graph_outputs(before, problem.splits.val), "val").quality
+    refit = _val_quality(problem, before)
     module, losses = _finetuned(graph, *data, config, label)
     tuned = problem.module_quality(module, "val").quality
     record = {"val_quality": tuned, "refit_val_quality": refit, "fine_tuned": True}
@@ -945,9 +957,7 @@ def _meet_latency(
                 except BudgetError:
                     break  # the table prices every plan of the space over this budget
                 plan, found, pool = _search_plan(problem, config, objective)
-            _to_onnx(problem.build(plan.transitions, base=problem.graph), candidate)
-            pair = executor.measure_latency(original, candidate, max_seconds=3.0)
-            ratio = 1.0 / pair.speedup
+            ratio = _measured_ratio(problem, plan.transitions, (original, candidate), executor, 3.0)
             quality = found.best_evaluation.quality
             rounds.append(LatencyRound(budget, ratio, quality, (plan, found, pool)))
             say(
@@ -991,16 +1001,13 @@ def _measured_pool(
     error differs from plan to plan, so a round whose chosen model measured over the target
     can hold plans under it that keep more of the model than a round that measured far under
     it; the rungs then choose among them by fine-tuned quality. ``measured`` is filled in."""
-    original, candidate = paths
     plans: list[dict[str, str]] = []
     for pool in pools:
         plans += [p for p in pool if p not in plans]
     for plan in plans:
         if _key(plan) not in measured:
-            _to_onnx(problem.build(plan, base=problem.graph), candidate)
-            pair = executor.measure_latency(original, candidate, max_seconds=1.5)
-            measured[_key(plan)] = 1.0 / pair.speedup
-    meeting = [p for p in plans if measured[_key(p)] <= target * (1 + NOISE)]
+            measured[_key(plan)] = _measured_ratio(problem, plan, paths, executor, 1.5)
+    meeting = [p for p in plans if meets(measured[_key(p)], target)]
     meeting.sort(key=lambda p: -measured[_key(p)])
     return meeting[:size]
 
