@@ -69,8 +69,10 @@ from natopt.passes.width import IMPORTANCE, ChannelRounding, WidthOptions  # noq
 from natopt.pipeline.budget import Budget  # noqa: E402
 from natopt.pipeline.data import Dataset  # noqa: E402
 from natopt.pipeline.finetune import FinetuneConfig, finetune  # noqa: E402
+from natopt.pipeline.latency_budget import NOISE  # noqa: E402
 from natopt.pipeline.optimize import OptimizeConfig, optimize  # noqa: E402
 from natopt.pipeline.problem import calibration_batches, graph_outputs  # noqa: E402
+from natopt.pipeline.verify_export import MAX_ROUNDS  # noqa: E402
 
 SPACES: dict[str, tuple[str, ...]] = {  # row name -> levels ("keep" + those entries)
     "full": ("depth", "type", "kernel", "lowrank", "width"),
@@ -99,6 +101,9 @@ class Row:
     seconds: float = 0.0
     note: str = ""
     ratio: float | None = None  # Torch-Pruning's channel ratio this row is matched to
+    # a natopt row's batch-1 latency within Torch-Pruning's at its ratio (timing noise
+    # allowed), measured in the final interleaved timing; None for the other rows
+    matched: bool | None = None
 
 
 def _vocabulary(levels: tuple[str, ...]) -> Vocabulary:
@@ -180,7 +185,12 @@ def _measured_ratio(bench: Bench, graph: Graph, max_seconds: float = 3.0) -> flo
     """Batch-1 onnxruntime latency of ``graph`` over the original's (one thread, interleaved)."""
     path = to_onnx(graph, bench.folder / f"{bench.name}-probe.onnx")
     timing = bench_models(
-        [bench.files["original"], path], batch=1, threads=1, min_runs=40, max_seconds=max_seconds
+        [bench.files["original"], path],
+        batch=1,
+        threads=1,
+        min_runs=40,
+        max_seconds=max_seconds,
+        max_runs=MAX_ROUNDS,
     )
     return timing.models[1].ratio_to_first
 
@@ -316,9 +326,14 @@ def measure_latency(bench: Bench, quick: bool) -> None:
             warmup=5,
             min_runs=20 if quick else 40,
             max_seconds=(3.0 if quick else 8.0) * (1 if batch == 1 else 2),
+            max_runs=MAX_ROUNDS,
         )
         for row, model in zip(bench.rows, timing.models, strict=True):
             setattr(row, key, model.stats.median_ms)
+    pruned = {r.ratio: r for r in bench.rows if r.method.startswith("torch-pruning")}
+    for row in bench.rows:
+        if row.method.startswith("natopt") and row.ratio in pruned:
+            row.matched = row.latency_b1_ms <= pruned[row.ratio].latency_b1_ms * (1 + NOISE)
 
 
 def prepare(
@@ -346,7 +361,7 @@ def prepare(
 def _table(rows: list[Row]) -> str:
     head = (
         f"{'model':9} {'method':16} {'acc %':>6} {'b1 ms':>7} {'b64 ms':>8} {'x b1':>5} "
-        f"{'MACs':>10} {'params':>8} {'time s':>6}  note"
+        f"{'MACs':>10} {'params':>8} {'time s':>6} {'<=TP':>4}  note"
     )
     lines = [head]
     base: dict[str, Row] = {}
@@ -356,7 +371,7 @@ def _table(rows: list[Row]) -> str:
         lines.append(
             f"{row.model:9} {row.method:16} {row.accuracy:6.2f} {row.latency_b1_ms:7.3f} "
             f"{row.latency_b64_ms:8.2f} {speed:5.2f} {row.macs:10,} {row.params:8,} "
-            f"{row.seconds:6.0f}  {row.note}"
+            f"{row.seconds:6.0f} {_matched(row):>4}  {row.note}"
         )
     return "\n".join(lines)
 
@@ -365,8 +380,8 @@ def markdown(rows: list[Row]) -> str:
     """The comparison as a Markdown table (speed-ups against each model's original)."""
     lines = [
         "| model | method | test acc. % | batch 1 ms | batch 64 ms | speed-up b1 / b64 "
-        "| MACs | params | time s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| MACs | params | time s | b1 <= Torch-Pruning's |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
     ]
     base: dict[str, Row] = {}
     for row in rows:
@@ -376,9 +391,13 @@ def markdown(rows: list[Row]) -> str:
         lines.append(
             f"| {row.model} | {row.method} | {row.accuracy:.2f} | {row.latency_b1_ms:.3f} "
             f"| {row.latency_b64_ms:.2f} | {b1:.2f}x / {b64:.2f}x | {row.macs:,} | {row.params:,} "
-            f"| {row.seconds:.0f} |"
+            f"| {row.seconds:.0f} | {_matched(row)} |"
         )
     return "\n".join(lines)
+
+
+def _matched(row: Row) -> str:
+    return "" if row.matched is None else ("yes" if row.matched else "no")
 
 
 def plot(rows: list[Row], folder: Path) -> list[Path]:

@@ -17,6 +17,9 @@ estimated value that saves enough:
    U·(V−1) single changes and still leave a quarter of itself for phase 3, the changes
    that save least go unmeasured and are estimated conservatively, at the worst value
    measured (at most 0): the DP takes them only where nothing measured can meet the budget.
+   Each measured change's realised saving (``1 - Evaluation.cost``, in the budget's metric)
+   replaces its estimated one, and the unmeasured estimates are scaled by the median
+   realised/estimated ratio (``_realised``).
 2. The DP (``multiple_choice_knapsack``): savings are discretised on a grid of ``bins``
    steps of ``required_saving / bins``, rounded down, so a plan the DP calls feasible is
    feasible by the estimate; states above the target are merged into the last bin. The DP
@@ -34,14 +37,13 @@ estimated value that saves enough:
    one at the median price): the additive estimate misjudges how a joint plan fine-tunes,
    and these plans let the rungs compare the joint plan with every single level's best.
    After each round the savings the scored plans realise (``1 - Evaluation.cost``, in the
-   budget's metric) are compared with their estimates: the additive MAC savings stand in
-   for latency and overestimate it (measured on ResNet8: plans the DP priced at the
-   target's 0.55 saved 0.46 to 0.49 of the table latency, and only 2 of 12 met the
-   budget). When the median estimated/realised ratio exceeds the current scale by more
-   than ``RESOLVE_AT``, every target is multiplied by it and the DP solved again (the
-   scale only grows). When every variant's ``k`` solutions (``min(remaining, 64)`` each)
-   are scored, the search stops with budget left. If no plan reaches ``required_saving`` by the
-   estimate, the plan saving most (each unit at its largest saving) is the only candidate.
+   budget's metric) are compared with their estimates, which are additive and misjudge
+   how changes to neighbouring units combine. When the median estimated/realised ratio
+   exceeds the current scale by more than ``RESOLVE_AT``, every target is multiplied by it
+   and the DP solved again (the scale only grows). When every variant's ``k`` solutions
+   (``min(remaining, 64)`` each) are scored, the search stops with budget left. If no plan
+   reaches ``required_saving`` by the estimate, the plan saving most (each unit at its
+   largest saving) is the only candidate.
 
 Every method ends alike: the top-K distinct plans by search reward are scored with
 ``space.validate`` and the best is returned. ``train_shared`` runs after phase 1 and after
@@ -192,7 +194,7 @@ def knapsack_search(
     evaluator = PlanEvaluator(space, budget, max_draws_factor * budget, progress, method="knapsack")
     savings = space.savings.double().numpy()
     mask = space.mask.numpy()
-    values, seen = _sensitivities(space, evaluator, savings, mask)
+    values, savings, seen = _sensitivities(space, evaluator, savings, mask)
     remaining = budget - evaluator.used
     k = max(1, min(remaining, MAX_K))
     variants = _variants(space, values, savings, mask)
@@ -260,10 +262,10 @@ def _calibration(shortfalls: list[float], required: float | None) -> float:
 
 def _sensitivities(
     space: SearchSpace, evaluator: PlanEvaluator, savings: np.ndarray, mask: np.ndarray
-) -> tuple[np.ndarray, set[tuple[int, ...]]]:
+) -> tuple[np.ndarray, np.ndarray, set[tuple[int, ...]]]:
     """Phase 1: value[u, v], the score of changing u alone minus the identity plan's (0 for
-    keep and invalid entries; unmeasured changes at the worst measured value, at most 0),
-    and the plans it scored."""
+    keep and invalid entries; unmeasured changes at the worst measured value, at most 0);
+    the savings the DP prices plans with (``_realised``); and the plans it scored."""
     keep = space.identity_index
     budgeted = space.required_saving is not None
     units, vocab = mask.shape
@@ -271,13 +273,13 @@ def _sensitivities(
     base = evaluator(identity)
     values = np.zeros((units, vocab))
     if base is None:
-        return values, set()
+        return values, savings, set()
     changes = [(u, v) for u in range(units) for v in range(vocab) if mask[u, v] and v != keep]
     changes.sort(key=lambda uv: -savings[uv])  # stable: ties in unit, then vocabulary order
     affordable = evaluator.budget - evaluator.used
     if affordable < len(changes) + 1:
         affordable -= max(1, evaluator.budget // 4)
-    measured, plans = [], []
+    measured, plans, realised = [], [], {}
     for u, v in changes[: max(affordable, 0)]:
         plan = identity[:u] + (v,) + identity[u + 1 :]
         scored = evaluator(plan)
@@ -287,11 +289,30 @@ def _sensitivities(
         values[u, v] = gain
         measured.append((u, v))
         plans.append(plan)
+        realised[u, v] = 1.0 - scored.cost / max(base.cost, _MIN_REALISED)
     worst = min([0.0] + [values[uv] for uv in measured])
     for uv in changes[len(measured) :]:
         values[uv] = worst
     evaluator.shared_step([identity, *plans])
-    return values, {identity, *plans}
+    return values, _realised(savings, realised), {identity, *plans}
+
+
+def _realised(savings: np.ndarray, realised: dict[tuple[int, int], float]) -> np.ndarray:
+    """The DP's savings: each measured single change's realised saving, in the budget's
+    metric (``1 - cost`` over the identity plan's, at least 0), in place of the estimate;
+    an unmeasured change's estimate scaled by the median realised/estimated ratio of the
+    measured ones. The estimate is the MACs a unit's rewrite removes, which stand in for
+    latency and misjudge it unit by unit (a depthwise-separable conv saves most of its MACs
+    and less of its latency), while a plan's table latency is nearly the sum of its units'
+    (the table times segments): on ResNet8 at latency=0.5, 3 of 12 DP plans priced by MACs
+    met the budget."""
+    out = savings.copy()
+    ratios = [r / savings[uv] for uv, r in realised.items() if savings[uv] > _MIN_REALISED]
+    if ratios:
+        out *= float(np.median(ratios))
+    for uv, saving in realised.items():
+        out[uv] = max(saving, 0.0)
+    return out
 
 
 def _variants(
