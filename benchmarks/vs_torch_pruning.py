@@ -69,7 +69,7 @@ from natopt.passes.width import IMPORTANCE, ChannelRounding, WidthOptions  # noq
 from natopt.pipeline.budget import Budget  # noqa: E402
 from natopt.pipeline.data import Dataset  # noqa: E402
 from natopt.pipeline.finetune import FinetuneConfig, finetune  # noqa: E402
-from natopt.pipeline.latency_budget import NOISE  # noqa: E402
+from natopt.pipeline.latency_budget import meets  # noqa: E402
 from natopt.pipeline.optimize import OptimizeConfig, optimize  # noqa: E402
 from natopt.pipeline.problem import calibration_batches, graph_outputs  # noqa: E402
 from natopt.pipeline.verify_export import MAX_ROUNDS  # noqa: E402
@@ -333,7 +333,7 @@ def measure_latency(bench: Bench, quick: bool) -> None:
     pruned = {r.ratio: r for r in bench.rows if r.method.startswith("torch-pruning")}
     for row in bench.rows:
         if row.method.startswith("natopt") and row.ratio in pruned:
-            row.matched = row.latency_b1_ms <= pruned[row.ratio].latency_b1_ms * (1 + NOISE)
+            row.matched = meets(row.latency_b1_ms / pruned[row.ratio].latency_b1_ms, 1.0)
 
 
 def prepare(
