@@ -150,16 +150,16 @@ def successive_halving(
     seed: int = 0,
     executor: Executor | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-    rank: Callable[[float, float], tuple[float, ...]] | None = None,
+    rank: Callable[[float, float, bool], tuple[float, ...]] | None = None,
 ) -> tuple[dict[str, str], list[Candidate]]:
     """The plan of ``pool`` that ranks first after the rungs' fine-tuning, and every
     candidate's record. Training distils ``teacher`` (the original's outputs on ``data``);
     each rung's candidates run as one batch on ``executor`` (default: in this process).
-    ``rank(quality, macs)`` orders candidates after each rung (smaller first; default: the
-    best validation quality, then the cheaper); ``pool`` is ordered best first, and ties
-    keep the earlier plan. ``progress(steps done, steps in all, text)`` follows every
-    finished task."""
-    rank = rank or (lambda quality, macs: (-quality, macs))
+    ``rank(quality, macs, last)`` orders candidates after each rung, ``last`` after the
+    final one (smaller first; default: the best validation quality, then the cheaper);
+    ``pool`` is ordered best first, and ties keep the earlier plan. ``progress(steps done,
+    steps in all, text)`` follows every finished task."""
+    rank = rank or (lambda quality, macs, _last: (-quality, macs))
     if not pool:
         raise ValueError("successive_halving: the pool is empty")
     executor = executor or InProcessExecutor()
@@ -187,8 +187,10 @@ def successive_halving(
             raise ExecutorError(
                 f"every candidate of fine-tuning rung {index + 1} failed: {failures}"
             )
+        last = index == len(rungs) - 1
         alive = sorted(
-            (c for c in alive if c.error is None), key=lambda c: rank(c.scores[-1], c.macs)
+            (c for c in alive if c.error is None),
+            key=lambda c: rank(c.scores[-1], c.macs, last),
         )
     for candidate in everyone:
         candidate.weights = None  # free the trained copies: the final fine-tune starts afresh

@@ -26,6 +26,7 @@ __all__ = [
     "Verdict",
     "versus_control",
     "doomed",
+    "standard_error",
 ]
 
 DEFAULT_MAX_DROP = 0.5  # points of the quality metric
@@ -84,7 +85,9 @@ class Verdict:
         }
 
 
-def _standard_error(quality: float, samples: int) -> float:
+def standard_error(quality: float, samples: int) -> float:
+    """One standard error of a proportion ``quality`` estimated on ``samples`` samples
+    (at least one sample's worth), as a fraction."""
     n = max(samples, 1)
     q = min(max(quality, 0.0), 1.0)
     return max(math.sqrt(q * (1.0 - q) / n), 1.0 / n)
@@ -93,7 +96,7 @@ def _standard_error(quality: float, samples: int) -> float:
 def versus_control(after: float, control: float, samples: int) -> dict[str, Any]:
     """``outcome`` ("beats" / "ties" / "loses to"), the difference in points, the margin used,
     and a sentence for the summary."""
-    margin = _standard_error(control, samples)
+    margin = standard_error(control, samples)
     difference = after - control
     outcome = "beats" if difference > 0 else "loses to"
     outcome = "ties" if abs(difference) <= margin else outcome

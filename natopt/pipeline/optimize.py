@@ -344,7 +344,9 @@ def _optimize(
             score_steps=config.score_steps,
             latency=estimator,
         )
-    objective = Objective(objective_name, config.max_drop, problem.baseline["val"].quality)
+    objective = Objective(
+        objective_name, config.max_drop, problem.baseline["val"].quality, len(splits.val)
+    )
     _check_request(problem, config)  # before anything is said: bad input is one line
     say(
         f"{len(mask.units)} units, {int(mask.valid.sum())} valid transitions "

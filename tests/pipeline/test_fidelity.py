@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from natopt.pipeline import fidelity
 from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset
 from natopt.pipeline.finetune import FinetuneConfig
+from natopt.pipeline.objective import Objective
 from natopt.pipeline.optimize import OptimizeConfig, optimize
 
 
@@ -58,6 +61,42 @@ def test_the_schedule_halves_and_keeps_the_best_fine_tuned_plan(problem, pool, m
         FinetuneConfig(steps=1),
     )
     assert reversed_seeds == seeds
+
+
+def test_a_cheap_plan_a_noise_margin_outside_the_tolerance_survives_the_early_rungs(
+    problem, pool, monkeypatch
+):
+    # the example's case: after the first rung the cheapest plan is 0.625 points under the
+    # original (tolerance 0.5, one standard error 0.48 over 800 samples) and two costlier
+    # plans are strictly within; after the last rung it is within too
+    objective = Objective("fastest", max_drop=0.5, baseline=0.9875, samples=800)
+    cheapest = 3  # both branches removed; plans 0 and 1 cost the same, plan 2 more
+    after = {0: [0.98875, 0.98875], 1: [0.98875, 0.98875], 2: [0.9, 0.9], 3: [0.98125, 0.985]}
+    calls: dict[int, int] = {}
+
+    def fake_train(inputs, task):
+        index = pool.index(task.plan)
+        calls[index] = calls.get(index, 0) + 1
+        return fidelity.Trained(after[index][calls[index] - 1], {})
+
+    monkeypatch.setattr(fidelity, "train_candidate", fake_train)
+    run = partial(
+        fidelity.successive_halving,
+        problem,
+        pool,
+        problem.splits.finetune,
+        problem.reference["finetune"],
+        ((4, 1), (2, 1)),
+        FinetuneConfig(steps=1),
+    )
+    chosen, records = run(rank=objective.rank)
+    assert chosen == pool[cheapest]
+    # without the margin (no sample count) the strict test cuts it after the first rung
+    calls.clear()
+    strict = Objective("fastest", max_drop=0.5, baseline=0.9875)
+    chosen, records = run(rank=strict.rank)
+    assert chosen != pool[cheapest]
+    assert [len(r.scores) for r in records if r.plan == pool[cheapest]] == [1]
 
 
 def test_ties_keep_the_cheaper_plan(problem, pool, monkeypatch):

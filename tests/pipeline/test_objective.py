@@ -45,6 +45,22 @@ def test_fastest_ranks_the_cheapest_candidate_within_the_tolerance_first():
     assert order == ["fast, within", "slow, good", "far, better", "fastest, too far"]
 
 
+def test_before_the_last_rung_one_standard_error_beyond_the_tolerance_counts_as_within():
+    # one standard error of 0.98125 over 800 samples is 0.48 points
+    objective = Objective("fastest", max_drop=0.5, baseline=0.9875, samples=800)
+    assert objective.hopeful(0.98125) and not objective.within(0.98125)
+    assert not objective.hopeful(0.975)  # 1.25 points down: beyond 0.5 + 0.55
+    cheap, costly = (0.98125, 10.0), (0.98875, 20.0)
+    assert objective.rank(*cheap, False) < objective.rank(*costly, False)
+    assert objective.rank(*cheap) > objective.rank(*costly)  # the last rung: strict
+    # without a sample count there is no margin
+    assert not Objective("fastest", 0.5, 0.9875).hopeful(0.98125)
+
+
+def test_a_drop_of_exactly_the_tolerance_is_within_despite_rounding():
+    assert Objective("fastest", max_drop=0.5, baseline=0.9875).within(0.9825)
+
+
 def test_accuracy_and_budget_rank_by_quality_then_cost():
     for name in ("accuracy", "budget"):
         objective = Objective(name, max_drop=0.5, baseline=0.99)
