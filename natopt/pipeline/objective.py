@@ -71,16 +71,15 @@ class Objective:
     baseline: float
     samples: int = 0
 
-    def within(self, quality: float) -> bool:
-        # the slack absorbs round-off: 0.9875 - 0.9825 is 0.5000000000000004 points
-        return 100.0 * (self.baseline - quality) <= self.max_drop + _ROUND_OFF
+    def within(self, quality: float, margin: float = 0.0) -> bool:
+        """At most ``max_drop`` + ``margin`` points under the original; the slack absorbs
+        round-off (0.9875 - 0.9825 is 0.5000000000000004 points)."""
+        return 100.0 * (self.baseline - quality) <= self.max_drop + margin + _ROUND_OFF
 
     def hopeful(self, quality: float) -> bool:
         """Within the tolerance widened by one standard error of ``quality`` on the split."""
-        if not self.samples:
-            return self.within(quality)
-        margin = 100.0 * standard_error(quality, self.samples)
-        return 100.0 * (self.baseline - quality) <= self.max_drop + margin + _ROUND_OFF
+        margin = 100.0 * standard_error(quality, self.samples) if self.samples else 0.0
+        return self.within(quality, margin)
 
     def rank(self, quality: float, cost: float, last: bool = True) -> tuple[float, ...]:
         """Sort key of a candidate scored ``quality`` at ``cost`` (smaller ranks first),

@@ -89,7 +89,7 @@ def test_a_cheap_plan_a_noise_margin_outside_the_tolerance_survives_the_early_ru
         ((4, 1), (2, 1)),
         FinetuneConfig(steps=1),
     )
-    chosen, records = run(rank=objective.rank)
+    chosen, _ = run(rank=objective.rank)
     assert chosen == pool[cheapest]
     # without the margin (no sample count) the strict test cuts it after the first rung
     calls.clear()
