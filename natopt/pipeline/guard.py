@@ -27,11 +27,20 @@ __all__ = [
     "versus_control",
     "doomed",
     "standard_error",
+    "drop_within",
 ]
 
 DEFAULT_MAX_DROP = 0.5  # points of the quality metric
 DOOMED_FACTOR = 10.0  # a pre-fine-tuning drop this many tolerances out ...
 DOOMED_POINTS = 5.0  # ... and at least this many points looks doomed (a warning only)
+ROUND_OFF = 1e-9  # points: 0.9875 - 0.9825 is 0.5000000000000004 points
+
+
+def drop_within(before: float, after: float, max_drop: float, margin: float = 0.0) -> bool:
+    """Whether quality ``after`` (0..1) is at most ``max_drop`` + ``margin`` points under
+    ``before``, up to float round-off: the one comparison the rungs and the final guard
+    share, so a drop validation calls within is not refused on test by the last bit."""
+    return 100.0 * (before - after) <= max_drop + margin + ROUND_OFF
 
 
 def parse_max_drop(text: str | float) -> float:
@@ -64,7 +73,7 @@ class Verdict:
 
     @property
     def accepted(self) -> bool:
-        return self.drop <= self.max_drop
+        return drop_within(self.before, self.after, self.max_drop)
 
     def refusal(self) -> str:
         """The one line printed when the model is refused."""

@@ -31,14 +31,13 @@ from typing import Any
 
 from natopt.errors import NatoptError
 from natopt.pipeline.budget import Budget
-from natopt.pipeline.guard import standard_error
+from natopt.pipeline.guard import drop_within, standard_error
 
 __all__ = ["OBJECTIVES", "FASTEST_WEIGHT", "ACCURACY_WEIGHT", "Objective", "resolve_objective"]
 
 OBJECTIVES = ("fastest", "accuracy")
 FASTEST_WEIGHT = 1.0  # reward per unit of cost fraction saved, under the fastest objective
 ACCURACY_WEIGHT = 0.005  # NAT's objective: a tie-breaker towards cheaper plans
-_ROUND_OFF = 1e-9  # points
 
 
 def resolve_objective(objective: str | None, budget: Budget | None) -> str:
@@ -72,9 +71,8 @@ class Objective:
     samples: int = 0
 
     def within(self, quality: float, margin: float = 0.0) -> bool:
-        """At most ``max_drop`` + ``margin`` points under the original; the slack absorbs
-        round-off (0.9875 - 0.9825 is 0.5000000000000004 points)."""
-        return 100.0 * (self.baseline - quality) <= self.max_drop + margin + _ROUND_OFF
+        """At most ``max_drop`` + ``margin`` points under the original (``drop_within``)."""
+        return drop_within(self.baseline, quality, self.max_drop, margin)
 
     def hopeful(self, quality: float) -> bool:
         """Within the tolerance widened by one standard error of ``quality`` on the split."""

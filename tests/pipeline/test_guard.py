@@ -31,6 +31,7 @@ from natopt.pipeline.budget import Budget
 from natopt.pipeline.data import Dataset, Splits
 from natopt.pipeline.finetune import FinetuneConfig
 from natopt.pipeline.guard import Verdict, doomed, parse_max_drop, versus_control
+from natopt.pipeline.objective import Objective
 from natopt.pipeline.optimize import OptimizeConfig, optimize
 from natopt.pipeline.problem import SearchProblem
 
@@ -53,6 +54,16 @@ def test_verdict_measures_the_drop_in_points():
     assert "100.00 points of agreement" in refused.refusal()
     assert "--max-drop 0.5" in refused.refusal()
     assert Verdict("cosine", 1.0, 0.0, math.inf, 10).accepted
+
+
+def test_the_guard_accepts_a_drop_of_exactly_the_tolerance_as_the_rungs_do():
+    # 0.9875 - 0.9825 is 0.5000000000000004 points in floats: the rungs call it within, and
+    # the final guard must not refuse that model on the last bit
+    boundary = Verdict("accuracy", 0.9875, 0.9825, 0.5, 400)
+    assert boundary.drop > 0.5
+    assert boundary.accepted
+    assert Objective("fastest", 0.5, 0.9875).within(0.9825)
+    assert not Verdict("accuracy", 0.9875, 0.9824, 0.5, 400).accepted
 
 
 def test_versus_control_needs_more_than_one_standard_error():
