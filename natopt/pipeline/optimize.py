@@ -59,7 +59,13 @@ from natopt.pipeline.executor import Executor, executor_for
 from natopt.pipeline.fidelity import DEFAULT_RUNGS, critical_path, successive_halving
 from natopt.pipeline.finetune import FinetuneConfig, finetune
 from natopt.pipeline.guard import DEFAULT_MAX_DROP, Verdict, doomed, versus_control
-from natopt.pipeline.latency_budget import LatencyRound, choose_round, meets, next_budget
+from natopt.pipeline.latency_budget import (
+    LatencyRound,
+    choose_round,
+    meets,
+    next_budget,
+    under_first,
+)
 from natopt.pipeline.latency_probes import unit_variants
 from natopt.pipeline.lr_probe import ProbeTry, probe_lr, probe_tolerance
 from natopt.pipeline.objective import (
@@ -1011,10 +1017,10 @@ def _measured_pool(
     objective: Objective,
 ) -> list[dict[str, str]]:
     """The rungs' pool for a latency budget, from every round's pool, of the plans whose
-    measured latency meets the target (empty when none does): the one closest to the target,
-    then each level's best by search quality (``_level_bests``, which leaves out the
-    hopeless), then the best of the rest by search quality, ``size`` in all unless the
-    levels need more. Each round's pool holds plans within its own table budget, and the
+    measured latency meets the target (empty when none does): the one closest to the target
+    (``under_first``), then each level's best by search quality (``_level_bests``, which
+    leaves out the hopeless), then the best of the rest by search quality, ``size`` in all
+    unless the levels need more. Each round's pool holds plans within its own table budget, and the
     table's error differs from plan to plan, so a round whose chosen model measured over the
     target can hold plans under it; the rungs then choose among them by fine-tuned quality.
     Closest first alone filled the pool on ResNet8 with joint plans a few hundredths apart
@@ -1040,7 +1046,8 @@ def _measured_pool(
     ]
     for entry in entries:
         entry["reward"] = entry["quality"]
-    pool = [max(meeting, key=lambda p: measured[_key(p)])]
+    closest = under_first(target, [measured[_key(p)] for p in meeting])
+    pool = [max((meeting[i] for i in closest), key=lambda p: measured[_key(p)])]
     pool += [p for p in _level_bests(problem, objective, entries) if p not in pool]
     for entry in sorted(entries, key=lambda e: -e["quality"]):
         if len(pool) >= size:

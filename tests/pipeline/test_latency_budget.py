@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from natopt.pipeline.latency_budget import LatencyRound, choose_round, next_budget
+from natopt.pipeline.latency_budget import LatencyRound, choose_round, next_budget, under_first
 
 
 def _round(budget: float, measured: float, quality: float = 0.0) -> LatencyRound:
@@ -37,3 +37,12 @@ def test_the_round_closest_within_the_target_is_kept_else_the_fastest() -> None:
     assert choose_round(0.5, rounds[1:2]) is rounds[1]  # none meets: the fastest
     near = [_round(0.5, 0.451, 0.9), _round(0.6, 0.449, 0.95)]  # equal to 1%: quality
     assert choose_round(0.5, near) is near[1]
+
+
+def test_a_round_under_the_target_is_kept_over_a_closer_one_in_the_noise_above_it() -> None:
+    rounds = [_round(0.5, 0.512, 0.99), _round(0.45, 0.47, 0.95)]  # 0.512: noise-allowed
+    assert choose_round(0.5, rounds) is rounds[1]
+    assert choose_round(0.5, rounds[:1]) is rounds[0]  # alone, the noise allowance keeps it
+    assert under_first(0.5, [0.512, 0.47, 0.49, 0.6]) == [1, 2]
+    assert under_first(0.5, [0.512, 0.6]) == [0]
+    assert under_first(0.5, [0.6]) == []
