@@ -228,10 +228,12 @@ class _Progress:
 
 def _for_workers(problem: SearchProblem) -> SearchProblem:
     """``problem`` as the tasks need it: the same graph, data and references, without the
-    latency estimator, the log of evaluations or the shared-weight super-network (candidates
-    train from the original's weights), so it pickles small and the same for every task."""
+    latency estimator, the log and memo of evaluations or the shared-weight super-network
+    (candidates train from the original's weights), so it pickles small and the same for
+    every task."""
     twin = copy.copy(problem)
     twin.latency, twin.evaluated, twin.shared = None, [], problem.graph
+    twin._scores = {}  # scored on the super-network, which the twin does not hold
     return twin
 
 

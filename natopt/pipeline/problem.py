@@ -9,6 +9,12 @@ term (``natopt.pipeline.budget``). With ``score_steps``, a plan is first fine-tu
 steps (a higher fidelity: ``benchmarks/fidelity_rank.py`` measures which ranks plans best).
 For a latency budget, ``latency`` estimates a graph's latency in ms
 (``natopt.pipeline.latency_probes.latency_estimator``); it prices every plan.
+
+A plan's cost, latency and quality are a pure function of the plan while the shared weights
+stay as they are, so ``evaluate`` keeps them (``train_shared`` forgets them): the searches a
+latency budget repeats (``natopt.pipeline.latency_budget``) score the same single changes
+again, and each round pays only for the plans it has not seen. The reward is computed anew
+each time, under the problem's budget of the moment.
 """
 
 from __future__ import annotations
@@ -78,6 +84,10 @@ class SearchProblem:
     reference: dict[str, torch.Tensor] = field(init=False)
     baseline: dict[str, Quality] = field(init=False)
     evaluated: list[dict] = field(default_factory=list)
+    # (plan, split, score fidelity) -> (cost, latency pair, quality); see the module docstring
+    _scores: dict[tuple, tuple[Cost, tuple[float, float] | None, Quality]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.shared = self.graph.copy()
@@ -149,10 +159,15 @@ class SearchProblem:
         return self.latency(graph), self.original_latency
 
     def evaluate(self, plan: dict[str, str], split: str = "search") -> Evaluation:
-        graph = self.build(plan)
-        cost = graph_cost(graph)
-        latency = self.latency_pair(graph)
-        quality = self.quality(graph, split)
+        key = (plan_key(plan), split, self.score_steps, self.score_lr)
+        if key not in self._scores:
+            graph = self.build(plan)
+            self._scores[key] = (
+                graph_cost(graph),
+                self.latency_pair(graph),
+                self.quality(graph, split),
+            )
+        cost, latency, quality = self._scores[key]
         gain = quality.quality - self.baseline[split].quality
         value = reward(gain, cost, self.original_cost, self.budget, self.cost_weight, latency)
         if self.budget is not None:  # in the budget's metric, as the savings' target is
@@ -208,6 +223,7 @@ class SearchProblem:
         """
         if self.shared_steps <= 0:
             return
+        self._scores.clear()  # the shared weights change: every plan's score with them
         config = FinetuneConfig(steps=self.shared_steps, batch_size=64, lr=5e-4)
         for i, plan in enumerate(plans):
             sub = self.build(plan)

@@ -355,3 +355,61 @@ def test_the_latency_pool_holds_each_hopeful_levels_best_beside_the_closest_plan
     # closest, the type level's best (the depth level's is hopeless), the best of the rest
     assert pool == [joint[0], typed, joint[1]]
     assert _measured_pool(0.3, pools, measured, (None, None), problem, None, 3, objective) == []
+
+
+def test_a_latency_pool_short_of_the_first_rung_is_filled_with_plans_predicted_to_meet(
+    monkeypatch,
+):
+    """The rounds' pools hold one plan under the target of a first rung of three: the
+    search's other plans are ranked by search quality among those whose table latency,
+    scaled by the measured / table ratio, predicts they meet it, and timed; those that
+    measure within the target join the pool."""
+    import natopt.pipeline.optimize as optimize_module
+
+    chosen, under = {"a": "width_1_2"}, {"a": "skip"}
+    slow, fast, faster, miss = (
+        {"b": "width_1_2"},
+        {"b": "sep_conv_3x3"},
+        {"b": "skip"},
+        {"b": "sep_conv_5x5"},
+    )
+    table = {  # the table's estimate, in ms of an original at 10 ms
+        plan_key(chosen): 5.0,
+        plan_key(under): 3.0,
+        plan_key(slow): 6.0,  # predicted 0.6 x 1.1 = 0.66: over, never timed
+        plan_key(fast): 4.0,
+        plan_key(faster): 3.5,
+        plan_key(miss): 4.4,  # predicted 0.48, but measures 0.60
+    }
+    truth = {plan_key(fast): 0.45, plan_key(faster): 0.40, plan_key(miss): 0.60}
+    quality = {plan_key(slow): 0.99, plan_key(miss): 0.95, plan_key(fast): 0.9}
+    quality |= {plan_key(faster): 0.8, plan_key(chosen): 0.93, plan_key(under): 0.5}
+    problem = SimpleNamespace(
+        evaluated=[
+            {
+                "split": "search",
+                "plan": p,
+                "quality": quality[plan_key(p)],
+                "latency_ms": table[plan_key(p)],
+            }
+            for p in (chosen, under, slow, fast, faster, miss)
+        ],
+        mask=SimpleNamespace(vocabulary=VOCABULARY),
+        original_latency=10.0,
+    )
+    timed = []
+
+    def fake_ratio(problem, plan, paths, executor, max_seconds):
+        timed.append(plan)
+        return truth[plan_key(plan)]
+
+    monkeypatch.setattr(optimize_module, "_measured_ratio", fake_ratio)
+    measured = {plan_key(chosen): 0.55, plan_key(under): 0.33}  # 1.1 x the table
+    objective = Objective("budget", math.inf, 1.0)
+    pool = _measured_pool(
+        0.5, [[chosen, under]], measured, (None, None), problem, None, 3, objective
+    )
+    assert timed == [miss, fast, faster]  # best quality first, up to 2 x the shortfall of 2
+    assert pool[0] == fast  # the closest to the target under it
+    assert set(map(plan_key, pool)) == {plan_key(p) for p in (fast, under, faster)}
+    assert measured[plan_key(miss)] == 0.60  # timed and left out
