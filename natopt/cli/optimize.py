@@ -95,7 +95,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="levels of the full vocabulary to search (overrides --space), e.g. "
         "depth,type,kernel (NAT++), depth,width, depth,type,kernel,lowrank,width",
     )
-    p.add_argument("--evaluations", type=int, default=48, help="plan evaluations (budget)")
+    p.add_argument(
+        "--evaluations",
+        type=int,
+        default=None,
+        help="plan evaluations per search (default: every single change of the space and "
+        "half as many again, at least 48)",
+    )
     p.add_argument("--candidates", type=int, default=6, help="plans validated at the end (K)")
     p.add_argument("--finetune-steps", type=int, default=600)
     p.add_argument(
@@ -239,7 +245,7 @@ def _outputs(args: argparse.Namespace, model: str) -> dict[str, Path]:
 def _config(args: argparse.Namespace) -> OptimizeConfig:
     levels = tuple(x.strip() for x in args.transitions.split(",")) if args.transitions else None
     if (
-        min(args.evaluations, args.candidates, args.latency_rounds) < 1
+        min(args.evaluations or 1, args.candidates, args.latency_rounds) < 1
         or min(args.finetune_steps, args.score_steps, args.lr_probe_steps) < 0
     ):
         raise NatoptError(

@@ -299,3 +299,42 @@ def test_cli_dump_ir_writes_the_passes_ir(model_and_data, tmp_path):
     ran = json.loads(report.read_text())["passes"]["ran"]
     assert ran[-1] == "ApplyPlanPass"
     assert len(list(dumps.iterdir())) == 2 * len(ran)
+
+
+def test_a_search_given_no_evaluations_scores_every_single_change_of_a_large_space(
+    model_and_data, monkeypatch
+):
+    """The default evaluations grow with the space: the full vocabulary has
+    more single changes than 48 evaluations can score beside the DP's plans (a toy ResNet of
+    three blocks), and every one of them is scored (the knapsack solver prices its plans
+    from them)."""
+    from natopt.passes import canonicalize
+    from natopt.passes.transitions import compute_mask, vocabulary_for
+    from natopt.pipeline.optimize import MIN_SEARCH, default_evaluations
+    from natopt.pipeline.problem import SearchProblem
+
+    scored = []
+    evaluate = SearchProblem.evaluate
+
+    def recording(self, plan, split="search"):
+        scored.append({unit: t for unit, t in plan.items() if t != "keep"})
+        return evaluate(self, plan, split)
+
+    monkeypatch.setattr(SearchProblem, "evaluate", recording)
+    _, data = model_and_data
+    torch.manual_seed(0)
+    deeper = TinyResNet().eval()
+    deeper.block = nn.Sequential(Block(8), Block(8), Block(8)).eval()
+    graph = graph_of(deeper)
+    config = small_config(evaluations=None, space="full", budget=Budget.parse("macs=0.6"))
+    result = optimize(graph, data, config)
+    mask = compute_mask(canonicalize(graph), vocabulary_for("full"))
+    changes = [
+        {unit: name}
+        for unit in mask.unit_names
+        for name in mask.valid_names(unit)
+        if name != "keep"
+    ]
+    assert result.report["search"]["evaluations"] == default_evaluations(mask) > MIN_SEARCH
+    assert len(changes) + 1 > MIN_SEARCH * 2 / 3  # 48 would have left some unscored
+    assert all(change in scored for change in changes)
