@@ -232,7 +232,7 @@ def run_natopt(
     bench: Bench,
     space: str,
     target: float,
-    evaluations: int,
+    evaluations: int | None,
     seed: int,
     rounds: int,
     search: str,
@@ -249,7 +249,7 @@ def run_natopt(
         budget=Budget("latency", target),
         space=_vocabulary(SPACES[space]),  # type: ignore[arg-type]  (a Vocabulary is accepted)
         evaluations=evaluations,
-        candidates=max(2, evaluations // 8),
+        candidates=max(2, evaluations // 8) if evaluations else OptimizeConfig().candidates,
         finetune=replace(bench.finetune, steps=0),
         # the benchmark fine-tunes the chosen model itself, as it does Torch-Pruning's, and
         # reports what that gives; the guard would judge the model before that fine-tune
@@ -273,6 +273,7 @@ def run_natopt(
                 f"table budget {entry['budget']:.2f}, measured {entry['measured_ratio']:.2f} "
                 f"before fine-tuning"
             )
+    note += f"; {result.report['search']['evaluations']} evaluations a search"
     graph = _finetuned(result.graph, bench.held, bench.teacher, bench.finetune)
     seconds = time.perf_counter() - start
     bench.add(method, graph, plan=result.plan.transitions, seconds=seconds, note=note, ratio=ratio)
@@ -464,7 +465,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="example model, small budgets")
     parser.add_argument("--models", default="example,resnet8,cnn3")
     parser.add_argument("--spaces", default=",".join(SPACES), help="natopt rows to run")
-    parser.add_argument("--evaluations", type=int, default=48)
+    parser.add_argument(
+        "--evaluations",
+        type=int,
+        default=None,
+        help="plan evaluations per search (default: optimize's, which grow with the space)",
+    )
     parser.add_argument("--finetune-steps", type=int, default=188)
     parser.add_argument(
         "--ratios",
