@@ -335,7 +335,8 @@ def _optimize(
         splits = split_data(dataset, test, seed=config.seed)
         vocabulary = _vocabulary(config)
         mask = compute_mask(graph, vocabulary, width=_width_options(vocabulary, config))
-        if config.evaluations is None:
+        grown = config.evaluations is None  # the default: it gives way to the time budget
+        if grown:
             config = dataclasses.replace(config, evaluations=default_evaluations(mask))
         # the final fine-tuning sees every sample but the validation and test ones
         tuning = concat(splits.search, splits.finetune)
@@ -383,7 +384,7 @@ def _optimize(
         problem.score_lr = config.finetune.lr  # --score-steps trains at the kept step size
     with _phase(times, "schedule"):
         config, schedule_info = _scheduled(
-            problem, config, probe, (tuning, teacher), time.perf_counter() - start, say
+            problem, config, probe, (tuning, teacher), time.perf_counter() - start, say, grown
         )
 
     deadline = None if config.time_budget is None else start + config.time_budget
@@ -565,9 +566,15 @@ def _scheduled(
     data: tuple[Dataset, torch.Tensor],
     elapsed: float,
     say: Callable[[str], None],
+    grown: bool = False,
 ) -> tuple[OptimizeConfig, dict[str, Any]]:
     """``config`` with its schedule fitted into what is left of ``time_budget``
-    (``natopt.pipeline.schedule``), and the report's record of it."""
+    (``natopt.pipeline.schedule``), and the report's record of it. With ``grown`` (the
+    evaluations are ``default_evaluations``, not the user's), the evaluations beyond
+    ``MIN_SEARCH`` are what gives way first: the run keeps what fits of them, and only a
+    budget too small for ``MIN_SEARCH`` scales every count (on mobilenet_v2 the nat++
+    space's hundreds of single changes would otherwise have cut the rungs and the
+    fine-tune with them)."""
     rounds = config.latency_rounds if _calibrates_latency(config) else 1
     searching = config.plan is None  # a given plan is only fine-tuned
     asked = Schedule(
@@ -582,6 +589,14 @@ def _scheduled(
     per_round = Costs(costs.evaluation * rounds, costs.step)
     left = config.time_budget - elapsed - reserve
     fitted, factor = fit(asked, per_round, left)
+    if factor < 1.0 and grown and asked.evaluations > MIN_SEARCH:
+        base = dataclasses.replace(asked, evaluations=MIN_SEARCH)
+        spare = left - base.seconds(per_round)
+        if spare >= 0:
+            extra = int(spare / max(per_round.evaluation, 1e-9))
+            fitted, factor = dataclasses.replace(base, evaluations=MIN_SEARCH + extra), 1.0
+        else:
+            fitted, factor = fit(base, per_round, left)
     info = {
         "time_budget_s": config.time_budget,
         "seconds_left": left,
@@ -594,6 +609,13 @@ def _scheduled(
         "scaled": factor,
     }
     if factor == 1.0:
+        if fitted.evaluations < asked.evaluations:
+            say(
+                f"time budget {config.time_budget:g} s: {fitted.evaluations} of the "
+                f"{asked.evaluations} default evaluations fit (about {costs.evaluation:.1f} s "
+                f"each); the rungs and the fine-tune as asked"
+            )
+            config = dataclasses.replace(config, evaluations=fitted.evaluations)
         return config, info
     rungs = ", ".join(f"{n}x{k}" for n, k in fitted.rungs) or "none"
     say(

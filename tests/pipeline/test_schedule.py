@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +142,32 @@ def test_the_cli_reads_a_time_budget_in_seconds_or_none():
     for bad in ("0", "-5", "inf", "soon"):
         with pytest.raises(NatoptError, match="--time-budget"):
             _time_budget(bad)
+
+
+def test_the_default_evaluations_give_way_to_the_time_budget_before_the_fine_tunes(
+    monkeypatch,
+):
+    """Evaluations grown by default past 48 are cut first, to what fits beside the rungs and
+    the fine-tune as asked; evaluations the user asked for are scaled with everything."""
+    import natopt.pipeline.optimize as optimize_module
+
+    monkeypatch.setattr(optimize_module, "_costs", lambda *_: (Costs(1.0, 0.1), 0.0))
+    config = OptimizeConfig(
+        evaluations=200, rungs=((4, 50), (2, 150)), finetune=FinetuneConfig(steps=600)
+    )
+    # 48 evaluations take 48 s and the fine-tunes 0.1 s x (500 + 2 x 600) = 170 s
+    said: list[str] = []
+
+    def scheduled(seconds: float, grown: bool) -> OptimizeConfig:
+        timed = dataclasses.replace(config, time_budget=seconds)
+        return optimize_module._scheduled(None, timed, [], None, 0.0, said.append, grown)[0]
+
+    grown = scheduled(300.0, grown=True)
+    assert grown.evaluations == 48 + 82  # the 82 s left over
+    assert grown.rungs == config.rungs and grown.finetune.steps == 600
+    assert "130 of the 200 default evaluations fit" in said[-1]
+    asked = scheduled(300.0, grown=False)  # 370 s asked: every count by 300 / 370
+    assert asked.evaluations == 162 and asked.finetune.steps == 486
+    tight = scheduled(109.0, grown=True)  # 48 evaluations do not fit: scaled from them
+    assert tight.evaluations < 48 and tight.finetune.steps < 600
+    assert scheduled(400.0, grown=True).evaluations == 200  # it all fits
