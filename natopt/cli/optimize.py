@@ -245,7 +245,8 @@ def _outputs(args: argparse.Namespace, model: str) -> dict[str, Path]:
 def _config(args: argparse.Namespace) -> OptimizeConfig:
     levels = tuple(x.strip() for x in args.transitions.split(",")) if args.transitions else None
     if (
-        min(args.evaluations or 1, args.candidates, args.latency_rounds) < 1
+        min(args.candidates, args.latency_rounds) < 1
+        or (args.evaluations is not None and args.evaluations < 1)
         or min(args.finetune_steps, args.score_steps, args.lr_probe_steps) < 0
     ):
         raise NatoptError(

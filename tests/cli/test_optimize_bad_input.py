@@ -102,6 +102,10 @@ CASES: dict[str, tuple[Case, str]] = {
         _with("model.onnx", "data.npz", "--rungs", "8x10,2x20"),
         "the first rung fine-tunes 8 plans, but the search scores only 4",
     ),
+    "no evaluations": (
+        _with("model.onnx", "data.npz", "--evaluations", "0"),
+        "--evaluations, --candidates and --latency-rounds must be >= 1",
+    ),
     "negative time budget": (
         _with("model.onnx", "data.npz", "--time-budget", "-5"),
         "--time-budget -5: give a positive number of seconds",
