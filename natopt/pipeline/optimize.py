@@ -1072,16 +1072,17 @@ def _measured_pool(
         if _key(plan) not in measured:
             measured[_key(plan)] = _measured_ratio(problem, plan, paths, executor, 1.5)
     meeting = [p for p in plans if meets(measured[_key(p)], target)]
-    for plan in _likely_meeting(target, plans, measured, problem, 2 * (size - len(meeting))):
+    searched = {_key(e["plan"]): e for e in problem.evaluated if e["split"] == "search"}
+    shortfall = 2 * (size - len(meeting))
+    for plan in _likely_meeting(
+        target, plans, measured, searched, problem.original_latency, shortfall
+    ):
         measured[_key(plan)] = _measured_ratio(problem, plan, paths, executor, 1.5)
         if meets(measured[_key(plan)], target):
             meeting.append(plan)
     if not meeting:
         return []
-    quality: dict[str, float] = {}
-    for entry in problem.evaluated:
-        if entry["split"] == "search":
-            quality[_key(entry["plan"])] = entry["quality"]
+    quality = {key: entry["quality"] for key, entry in searched.items()}
     # every plan meets the target, so the search quality alone ranks them (a round's reward
     # carries its own table budget's penalty)
     entries = [
@@ -1105,33 +1106,32 @@ def _likely_meeting(
     target: float,
     plans: list[dict[str, str]],
     measured: dict[str, float],
-    problem: SearchProblem,
+    searched: dict[str, dict[str, Any]],
+    original: float | None,
     count: int,
 ) -> list[dict[str, str]]:
     """Up to ``count`` more plans for the rungs' pool, when the rounds' pools hold too few
-    that meet the target: the search's other scored plans whose table latency, scaled by
-    the median measured / table ratio of the ``plans`` measured so far, predicts that they
-    meet it, best search quality first. On the MNIST example one full-space round measured
-    0.558 against a 0.543 target (within the timing noise: the loop stops) and only two of
-    its pool's plans met the target, so the first rung fine-tuned two plans instead of four."""
-    original = getattr(problem, "original_latency", None)
+    that meet the target: of the search's scored plans (``searched``, by key), those whose
+    table latency (ms, over the ``original``'s), scaled by the median measured / table ratio
+    of the ``plans`` measured so far, predicts that they meet it, best search quality first.
+    On the MNIST example one full-space round measured 0.558 against a 0.543 target (within
+    the timing noise: the loop stops) and only two of its pool's plans met the target, so
+    the first rung fine-tuned two plans instead of four."""
     if count <= 0 or not original:
         return []
-    table: dict[str, float] = {}
-    quality: dict[str, float] = {}
-    for entry in problem.evaluated:
-        if entry["split"] == "search" and entry.get("latency_ms") is not None:
-            table[_key(entry["plan"])] = entry["latency_ms"] / original
-            quality[_key(entry["plan"])] = entry["quality"]
+    table = {
+        key: entry["latency_ms"] / original
+        for key, entry in searched.items()
+        if entry.get("latency_ms") is not None
+    }
     ratios = [measured[_key(p)] / table[_key(p)] for p in plans if table.get(_key(p), 0) > 0]
     if not ratios:
         return []
     scale = float(np.median(ratios))
     seen = {_key(p) for p in plans}
     likely = [key for key, ratio in table.items() if key not in seen and ratio * scale <= target]
-    likely.sort(key=lambda key: -quality[key])
-    by_key = {_key(e["plan"]): e["plan"] for e in problem.evaluated if e["split"] == "search"}
-    return [by_key[key] for key in likely[:count]]
+    likely.sort(key=lambda key: -searched[key]["quality"])
+    return [searched[key]["plan"] for key in likely[:count]]
 
 
 def _latency_estimator(

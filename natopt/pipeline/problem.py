@@ -159,7 +159,7 @@ class SearchProblem:
         return self.latency(graph), self.original_latency
 
     def evaluate(self, plan: dict[str, str], split: str = "search") -> Evaluation:
-        key = (plan_key(plan), split, self.score_steps, self.score_lr)
+        key = (plan_key(strip_keep(plan)), split, self.score_steps, self.score_lr)
         if key not in self._scores:
             graph = self.build(plan)
             self._scores[key] = (

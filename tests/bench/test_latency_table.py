@@ -348,6 +348,7 @@ def test_the_latency_pool_holds_each_hopeful_levels_best_beside_the_closest_plan
             for p in [*joint, typed, depth, width, over]
         ],
         mask=SimpleNamespace(vocabulary=VOCABULARY),
+        original_latency=None,  # no latency table: nothing is predicted to meet the target
     )
     pools = [[joint[0], typed, width], [joint[1], depth, over], [joint[2]]]
     objective = Objective("budget", math.inf, 1.0)
